@@ -1,0 +1,298 @@
+//! Node configuration: the TOML file (`switchyard serve --config FILE`), composed from the
+//! sections each crate owns, and its validated form. Every problem is reported with its TOML
+//! path, all at once. The commented example is `deploy/switchyard.example.toml`, parsed by a
+//! test so it never rots.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use switchyard_core::{NodeId, PricingCatalog, Secret};
+use switchyard_provider::{ProviderConfig, ProviderConfigToml};
+use switchyard_router::{RetryPolicy, RouteConfigToml, RouteTable};
+
+use crate::keys::{KeyConfigToml, KeyStore};
+
+/// The whole file, as written.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConfigToml {
+    /// This node.
+    pub node: NodeToml,
+    /// Request limits.
+    pub limits: LimitsToml,
+    /// Retry budget.
+    pub retry: RetryToml,
+    /// Virtual keys (seeded from configuration at this stage).
+    pub keys: Vec<KeyConfigToml>,
+    /// Upstream providers.
+    pub providers: Vec<ProviderConfigToml>,
+    /// Routes (public model names).
+    pub routes: Vec<RouteConfigToml>,
+}
+
+/// `[node]`.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeToml {
+    /// Node id, unique in the cluster (default 1).
+    pub id: Option<u64>,
+    /// HTTP listen address (default 127.0.0.1:8080).
+    pub listen_http: Option<String>,
+    /// Region label of this node.
+    pub region: Option<String>,
+    /// Environment variable holding the cluster secret that keys are digested under.
+    pub cluster_secret_env: Option<String>,
+    /// Seconds to drain in-flight requests at shutdown.
+    pub shutdown_grace_s: Option<u64>,
+}
+
+/// `[limits]`.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsToml {
+    /// Largest request body accepted.
+    pub max_body_bytes: Option<usize>,
+    /// `max_tokens` sent when a client gives none and the upstream requires one.
+    pub default_max_tokens: Option<u64>,
+    /// Largest `max_tokens` a client may ask for.
+    pub max_tokens_cap: Option<u64>,
+    /// Largest `n` a client may ask for.
+    pub max_n: Option<u64>,
+}
+
+/// `[retry]`.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryToml {
+    /// Retries after the first attempt.
+    pub max_retries: Option<u32>,
+    /// First backoff.
+    pub backoff_base_ms: Option<u64>,
+    /// Backoff cap.
+    pub backoff_max_ms: Option<u64>,
+}
+
+/// 4 MiB: a long multi-turn chat with tools is well under 1 MiB; images belong in URLs.
+const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Anthropic requires `max_tokens`; 4096 is the common ceiling of current models' defaults.
+const DEFAULT_MAX_TOKENS: u64 = 4096;
+/// The largest output any current model produces in one call.
+const DEFAULT_MAX_TOKENS_CAP: u64 = 128_000;
+/// More than 8 choices per request is almost always a mistake that multiplies cost.
+const DEFAULT_MAX_N: u64 = 8;
+/// Ten seconds lets short calls finish; long streams are cut with an explicit error event.
+const DEFAULT_SHUTDOWN_GRACE_S: u64 = 10;
+/// Loopback by default: a node is exposed on purpose, not by accident.
+const DEFAULT_LISTEN_HTTP: &str = "127.0.0.1:8080";
+
+/// The validated configuration, immutable after start.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Node id.
+    pub node_id: NodeId,
+    /// HTTP listen address.
+    pub listen_http: SocketAddr,
+    /// Region label.
+    pub region: String,
+    /// Secret keys are digested under.
+    pub cluster_secret: Secret<String>,
+    /// Drain time at shutdown.
+    pub shutdown_grace: Duration,
+    /// Request limits.
+    pub limits: Limits,
+    /// Retry budget.
+    pub retry: RetryPolicy,
+    /// Keys as configured.
+    pub keys: Vec<KeyConfigToml>,
+    /// Providers.
+    pub providers: Vec<ProviderConfig>,
+    /// Routes.
+    pub routes: RouteTable,
+    /// Pricing catalog with provider overrides applied per provider at lookup time.
+    pub pricing: PricingCatalog,
+}
+
+/// Validated request limits.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// `max_tokens` when absent.
+    pub default_max_tokens: u64,
+    /// Largest `max_tokens`.
+    pub max_tokens_cap: u64,
+    /// Largest `n`.
+    pub max_n: u64,
+}
+
+/// Why configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Unreadable file.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, or unknown fields.
+    #[error("invalid configuration: {0}")]
+    Toml(String),
+    /// Every validation problem, one per line.
+    #[error("invalid configuration:\n  {}", .0.join("\n  "))]
+    Invalid(Vec<String>),
+}
+
+impl ConfigToml {
+    /// Parses TOML text.
+    ///
+    /// # Errors
+    /// [`ConfigError::Toml`] with the parser's message (which names the line).
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string()))
+    }
+
+    /// Validates everything. `env` reads environment variables (injected for tests).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] listing every problem.
+    pub fn validate(self, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut errors = Vec::new();
+        let listen_http = self.node.listen_http.as_deref().unwrap_or(DEFAULT_LISTEN_HTTP).parse::<SocketAddr>().unwrap_or_else(|_| {
+            errors.push("node.listen_http: expected host:port, e.g. 127.0.0.1:8080".into());
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        });
+        if self.node.id == Some(0) {
+            errors.push("node.id: must be greater than 0".into());
+        }
+        let cluster_secret = match &self.node.cluster_secret_env {
+            Some(var) => match env(var) {
+                Some(v) if v.len() >= 16 => Secret::new(v),
+                _ => {
+                    errors.push(format!("node.cluster_secret_env: {var} must be set to at least 16 characters"));
+                    Secret::new(String::new())
+                }
+            },
+            // Without a configured secret, digests are private to this process, which is all a
+            // single node with configured keys needs.
+            None => switchyard_core::secret::generate_virtual_key(),
+        };
+        let limits = Limits {
+            max_body_bytes: positive_usize(self.limits.max_body_bytes, DEFAULT_MAX_BODY_BYTES, "limits.max_body_bytes", &mut errors),
+            default_max_tokens: positive(self.limits.default_max_tokens, DEFAULT_MAX_TOKENS, "limits.default_max_tokens", &mut errors),
+            max_tokens_cap: positive(self.limits.max_tokens_cap, DEFAULT_MAX_TOKENS_CAP, "limits.max_tokens_cap", &mut errors),
+            max_n: positive(self.limits.max_n, DEFAULT_MAX_N, "limits.max_n", &mut errors),
+        };
+        let d = RetryPolicy::default();
+        let retry = RetryPolicy {
+            max_retries: self.retry.max_retries.unwrap_or(d.max_retries),
+            backoff_base: self.retry.backoff_base_ms.map(Duration::from_millis).unwrap_or(d.backoff_base),
+            backoff_max: self.retry.backoff_max_ms.map(Duration::from_millis).unwrap_or(d.backoff_max),
+        };
+        let mut providers = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        for (i, p) in self.providers.into_iter().enumerate() {
+            if !names.insert(p.name.clone()) {
+                errors.push(format!("providers[{i}].name: duplicate provider {:?}", p.name));
+            }
+            if let Some(v) = p.validate(&format!("providers[{i}]"), env, &mut errors) {
+                providers.push(v);
+            }
+        }
+        let routes = RouteTable::build(self.routes, &|p| names.contains(p), &mut errors);
+        KeyStore::check(&self.keys, env, &mut errors);
+        let pricing = PricingCatalog::builtin().map_err(|e| ConfigError::Invalid(vec![format!("pricing catalog: {e}")]))?;
+        if !errors.is_empty() {
+            return Err(ConfigError::Invalid(errors));
+        }
+        Ok(Config {
+            node_id: NodeId(self.node.id.unwrap_or(1)),
+            listen_http,
+            region: self.node.region.unwrap_or_else(|| "default".into()),
+            cluster_secret,
+            shutdown_grace: Duration::from_secs(self.node.shutdown_grace_s.unwrap_or(DEFAULT_SHUTDOWN_GRACE_S)),
+            limits,
+            retry,
+            keys: self.keys,
+            providers,
+            routes,
+            pricing,
+        })
+    }
+}
+
+impl Config {
+    /// Reads and validates a file, with environment variables from the process.
+    ///
+    /// # Errors
+    /// [`ConfigError`] saying what is wrong and where.
+    pub fn load(path: &str) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        ConfigToml::parse(&text)?.validate(&|k| std::env::var(k).ok())
+    }
+}
+
+fn positive(v: Option<u64>, d: u64, path: &str, errors: &mut Vec<String>) -> u64 {
+    match v {
+        Some(0) => {
+            errors.push(format!("{path}: must be greater than 0"));
+            d
+        }
+        Some(v) => v,
+        None => d,
+    }
+}
+
+fn positive_usize(v: Option<usize>, d: usize, path: &str, errors: &mut Vec<String>) -> usize {
+    match v {
+        Some(0) => {
+            errors.push(format!("{path}: must be greater than 0"));
+            d
+        }
+        Some(v) => v,
+        None => d,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deploy_example_parses_and_validates() {
+        let text = include_str!("../../../deploy/switchyard.example.toml");
+        let cfg = ConfigToml::parse(text).unwrap();
+        let env = |k: &str| match k {
+            "OPENAI_API_KEY" | "ANTHROPIC_API_KEY" => Some("sk-test".to_owned()),
+            "SWITCHYARD_CLUSTER_SECRET" => Some("0123456789abcdef0123".to_owned()),
+            "SWITCHYARD_DEMO_KEY" => Some("sk-sy-demo-0123456789".to_owned()),
+            _ => None,
+        };
+        let cfg = cfg.validate(&env).unwrap();
+        assert!(!cfg.providers.is_empty());
+        assert!(cfg.routes.get("gpt-4o-mini").is_some());
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let text = r#"
+            [node]
+            listen_http = "nowhere"
+            [limits]
+            max_n = 0
+            [[routes]]
+            model = "m"
+            targets = [{ provider = "ghost" }]
+        "#;
+        let err = ConfigToml::parse(text).unwrap().validate(&|_| None).unwrap_err().to_string();
+        for needle in ["node.listen_http", "limits.max_n", "routes[0].targets[0].provider"] {
+            assert!(err.contains(needle), "{needle} not in {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        assert!(ConfigToml::parse("[node]\nlisten = \"x\"").is_err());
+    }
+}

@@ -1,0 +1,60 @@
+//! `/healthz` (the process is up), `/readyz` (it serves traffic), `/metrics` (Prometheus), and
+//! the 404 for unknown paths in OpenAI's error format.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{StatusCode, header};
+use switchyard_core::BreakerPhase;
+
+use crate::metrics::ProviderLine;
+use crate::node::App;
+
+/// Always 200 while the process runs.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// 200 once serving, 503 while starting or stopping.
+pub async fn readyz(State(app): State<Arc<App>>) -> Response {
+    if app.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
+    }
+}
+
+/// Prometheus text format.
+pub async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let lines: Vec<ProviderLine> = app
+        .providers
+        .iter()
+        .map(|p| {
+            let s = p.snapshot();
+            ProviderLine {
+                name: p.name().to_string(),
+                in_flight: p.gate.in_flight(),
+                breaker_value: match p.gate.phase() {
+                    BreakerPhase::Closed => 0.0,
+                    BreakerPhase::HalfOpen => 0.5,
+                    BreakerPhase::Open => 1.0,
+                },
+                p50_us: s.total_us.p50,
+                p95_us: s.total_us.p95,
+                p99_us: s.total_us.p99,
+                ttft_p50_us: s.ttft_us.p50,
+                ttft_p95_us: s.ttft_us.p95,
+            }
+        })
+        .collect();
+    let body = app.metrics.render(&app.accounting, &lines);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// Unknown path.
+pub async fn not_found() -> Response {
+    let body = switchyard_wire::openai::error_body("unknown path", "invalid_request_error", Some("not_found"));
+    (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}

@@ -1,0 +1,234 @@
+//! The inference endpoints: `/v1/chat/completions`, `/v1/embeddings` (OpenAI) and
+//! `/v1/messages` (Anthropic). They share one path:
+//!
+//! 1. request id, readiness, key (auth);
+//! 2. the body, read up to the limit, parsed once into a JSON map (unknown fields are kept and
+//!    passed to same-format upstreams untouched);
+//! 3. refusal of client-supplied upstream URLs or keys, and of the gateway's own hint field
+//!    before anything is forwarded;
+//! 4. validation of the endpoint's fields, limits, and the key's model allow-list;
+//! 5. the router's plan, then dispatch; then the response with the `x-switchyard-*` headers and
+//!    the cost (for streams, the cost is counted when the stream ends).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use serde_json::{Map, Value};
+use switchyard_core::OutcomeClass;
+use switchyard_provider::{CallOk, Endpoint, StreamEnd};
+use switchyard_router::{PlanError, Strategy, TargetView, plan};
+
+use crate::dispatch::{DispatchRequest, dispatch};
+use crate::edge::auth::authenticate;
+use crate::edge::error::EdgeError;
+use crate::edge::headers::{self, request_id};
+use crate::node::App;
+
+/// Body fields that would let a client pick an upstream or credential; only configuration may.
+const FORBIDDEN_FIELDS: [&str; 8] = ["api_base", "base_url", "api_key", "api_url", "upstream_url", "azure_endpoint", "custom_llm_provider", "api_version"];
+/// The extra body field carrying routing hints; removed before forwarding.
+const HINT_FIELD: &str = "switchyard";
+/// Rough bytes per token for estimates (tokenizers average about 4 bytes of English per token;
+/// estimates only size rate-token reservations and bill cut streams that reported no usage).
+const BYTES_PER_TOKEN_ESTIMATE: u64 = 4;
+
+/// `POST /v1/chat/completions`.
+pub async fn chat(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    handle(app, Endpoint::Chat, headers, body).await
+}
+
+/// `POST /v1/embeddings`.
+pub async fn embeddings(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    handle(app, Endpoint::Embeddings, headers, body).await
+}
+
+/// `POST /v1/messages`.
+pub async fn messages(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
+    handle(app, Endpoint::Messages, headers, body).await
+}
+
+async fn handle(app: Arc<App>, endpoint: Endpoint, headers: HeaderMap, body: Body) -> Response {
+    let started = app.clock.now();
+    let rid = request_id(&app, &headers);
+    let result = serve(&app, endpoint, &headers, body, rid.as_str()).await;
+    let took = app.clock.now().saturating_duration_since(started);
+    match result {
+        Ok(resp) => {
+            app.metrics.observe(endpoint, true, took);
+            resp
+        }
+        Err(e) => {
+            app.metrics.observe(endpoint, false, took);
+            app.metrics.error_kind(e.kind());
+            e.into_response(endpoint.client_format(), rid.as_str(), &app.node_header)
+        }
+    }
+}
+
+/// What validation learned about the request.
+struct Facts {
+    model: String,
+    stream: bool,
+    include_usage: bool,
+    max_tokens: Option<u64>,
+}
+
+async fn serve(app: &Arc<App>, endpoint: Endpoint, headers: &HeaderMap, body: Body, rid: &str) -> Result<Response, EdgeError> {
+    if !app.ready.load(Ordering::Acquire) {
+        return Err(EdgeError::NotReady);
+    }
+    let key = authenticate(app, headers)?;
+    let limits = app.config.limits;
+    let bytes = read_body(body, limits.max_body_bytes).await?;
+    let mut map: Map<String, Value> = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(m)) => m,
+        Ok(_) => return Err(EdgeError::BadJson("the body must be a JSON object".into())),
+        Err(e) => return Err(EdgeError::BadJson(e.to_string())),
+    };
+    if let Some(f) = FORBIDDEN_FIELDS.iter().find(|f| map.contains_key(**f)) {
+        return Err(EdgeError::ForbiddenField(f));
+    }
+    let hints = map.remove(HINT_FIELD);
+    let facts = facts(endpoint, &map)?;
+    if let Some(m) = facts.max_tokens {
+        if m > limits.max_tokens_cap {
+            return Err(EdgeError::Invalid(format!("max_tokens: {m} is above this gateway's limit of {}", limits.max_tokens_cap)));
+        }
+    }
+    if let Some(n) = map.get("n").and_then(Value::as_u64) {
+        if n > limits.max_n {
+            return Err(EdgeError::Invalid(format!("n: {n} is above this gateway's limit of {}", limits.max_n)));
+        }
+    }
+    if !key.allows(&facts.model) {
+        return Err(EdgeError::ModelNotAllowed(facts.model));
+    }
+    let strategy = strategy_hint(headers, hints.as_ref())?;
+    let now = app.clock.now();
+    let view = |t: &switchyard_router::Target| match app.providers.get(&t.provider) {
+        Some(p) => {
+            let snap = p.snapshot();
+            TargetView {
+                available: p.gate.looks_available(now),
+                supports: p.supports(endpoint),
+                in_flight: p.gate.in_flight(),
+                latency_p50_us: snap.total_us.p50,
+                latency_samples: snap.window_requests,
+            }
+        }
+        None => TargetView::default(),
+    };
+    let candidates = plan(&app.config.routes, &facts.model, strategy, &view, &mut rand::rng()).map_err(|e| match e {
+        PlanError::UnknownModel(m) => EdgeError::UnknownModel(m),
+        PlanError::Unsupported(m) => EdgeError::Unsupported(m),
+    })?;
+    let body_len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    let prompt_estimate_tokens = body_len.div_ceil(BYTES_PER_TOKEN_ESTIMATE);
+    let req = DispatchRequest {
+        request_id: rid,
+        endpoint,
+        stream: facts.stream,
+        client_include_usage: facts.include_usage,
+        est_tokens: prompt_estimate_tokens + facts.max_tokens.unwrap_or(limits.default_max_tokens),
+        prompt_estimate_tokens,
+    };
+    let served = dispatch(app, &req, &candidates, &mut map).await?;
+    let account = app.accounting.get(&served.provider, &served.upstream_model).cloned();
+    match served.result {
+        CallOk::Complete { body, usage } => {
+            let cost = account.as_ref().map(|a| a.cost(usage)).unwrap_or_default();
+            if let Some(a) = &account {
+                a.record_ok(usage, cost);
+            }
+            let mut resp = Response::new(Body::from(body));
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers::insert(h, app, &headers::Served {
+                request_id: rid,
+                provider: served.provider.as_str(),
+                model: &served.upstream_model,
+                attempts: served.attempts,
+                cost_micros: Some(cost.0),
+            });
+            Ok(resp)
+        }
+        CallOk::Stream(mut stream) => {
+            let request_id = rid.to_owned();
+            stream.on_end(Box::new(move |end: StreamEnd| {
+                if let Some(a) = account {
+                    let cost = a.cost(end.usage);
+                    if end.class == OutcomeClass::Ok {
+                        a.record_ok(end.usage, cost);
+                    } else {
+                        a.record_failed(end.usage, cost);
+                    }
+                    tracing::debug!(request_id, cost_micros = cost.0, class = end.class.as_str(), client_gone = end.client_gone, "stream ended");
+                }
+            }));
+            let mut resp = Response::new(Body::from_stream(stream));
+            *resp.status_mut() = StatusCode::OK;
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            headers::insert(h, app, &headers::Served {
+                request_id: rid,
+                provider: served.provider.as_str(),
+                model: &served.upstream_model,
+                attempts: served.attempts,
+                cost_micros: None,
+            });
+            Ok(resp)
+        }
+    }
+}
+
+/// Reads the body up to `limit` bytes.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, EdgeError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(EdgeError::BodyTooLarge(limit)),
+        Err(e) => Err(EdgeError::BadJson(format!("could not read the body: {e}"))),
+    }
+}
+
+fn facts(endpoint: Endpoint, map: &Map<String, Value>) -> Result<Facts, EdgeError> {
+    let invalid = |e: switchyard_wire::WireError| match e {
+        switchyard_wire::WireError::Json(m) => EdgeError::BadJson(m),
+        other => EdgeError::Invalid(other.to_string()),
+    };
+    Ok(match endpoint {
+        Endpoint::Chat => {
+            let f = switchyard_wire::openai::chat_facts(map).map_err(invalid)?;
+            Facts { model: f.model, stream: f.stream, include_usage: f.include_usage, max_tokens: f.max_tokens }
+        }
+        Endpoint::Embeddings => {
+            let f = switchyard_wire::openai::embeddings_facts(map).map_err(invalid)?;
+            Facts { model: f.model, stream: false, include_usage: false, max_tokens: Some(0) }
+        }
+        Endpoint::Messages => {
+            let f = switchyard_wire::anthropic::messages_facts(map).map_err(invalid)?;
+            Facts { model: f.model, stream: f.stream, include_usage: false, max_tokens: Some(f.max_tokens) }
+        }
+    })
+}
+
+/// The strategy asked for in `x-switchyard-strategy` or the body's `switchyard.strategy`.
+fn strategy_hint(headers: &HeaderMap, hints: Option<&Value>) -> Result<Option<Strategy>, EdgeError> {
+    let raw = headers
+        .get("x-switchyard-strategy")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| hints.and_then(|h| h.get("strategy")).and_then(Value::as_str).map(str::to_owned));
+    match raw {
+        None => Ok(None),
+        Some(s) => Strategy::parse(&s)
+            .map(Some)
+            .ok_or_else(|| EdgeError::Invalid(format!("unknown routing strategy {s:?} (expected priority, weighted, least-busy or lowest-latency)"))),
+    }
+}

@@ -1,0 +1,25 @@
+//! One Switchyard node: configuration, the HTTP edge, dispatch and shutdown.
+//!
+//! Hot path: edge → auth → guard → router → provider actor → upstream.
+//!
+//! # Layout
+//! - [`config`]: the TOML file, composed from each crate's section, and its validation.
+//! - [`keys`]: virtual keys by digest.
+//! - [`edge`]: axum routes and handlers; [`edge::error`] is the one error → HTTP table.
+//! - [`dispatch`]: runs the router's plan against the providers within the retry budget.
+//! - [`accounting`]: price and counters per (provider, model); [`metrics`]: Prometheus.
+//! - [`node`]: [`Node::start`] and [`NodeHandle`] with the shutdown sequence.
+//!
+//! The node does not implement wire formats (`switchyard-wire`), routing rules
+//! (`switchyard-router`) or upstream calls (`switchyard-provider`); it composes them.
+
+pub mod accounting;
+pub mod config;
+pub mod dispatch;
+pub mod edge;
+pub mod keys;
+pub mod metrics;
+pub mod node;
+
+pub use config::{Config, ConfigError, ConfigToml};
+pub use node::{App, Node, NodeHandle, StartError};

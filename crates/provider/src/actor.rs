@@ -1,0 +1,290 @@
+//! One actor per configured provider. It owns the provider's breaker, latency windows and
+//! counters; it refills the rate buckets and mirrors the breaker phase into the [`Gate`]; it
+//! probes the upstream while the breaker is open; and it publishes a [`ProviderSnapshot`].
+//! The request path never waits on it: admission reads the gate, outcomes arrive by `cast`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use switchyard_core::clock::SharedClock;
+use switchyard_core::{OutcomeClass, Transport};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
+
+use crate::breaker::BreakerState;
+use crate::config::{ProviderConfig, ProviderKind};
+use crate::gate::Gate;
+use crate::snapshot::{LatencyWindow, OutcomeCounts, ProviderSnapshot};
+use crate::upstream::Upstream;
+
+/// How often rate buckets refill and windows are considered for rotation.
+const TICK: Duration = Duration::from_secs(1);
+/// Latency window slot: quantiles cover the last 30 to 60 seconds.
+const WINDOW_SLOT: Duration = Duration::from_secs(30);
+/// Longest wait for an active probe's answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One finished upstream attempt, as reported by the request path.
+#[derive(Clone, Copy, Debug)]
+pub struct Outcome {
+    /// How it ended.
+    pub class: OutcomeClass,
+    /// Time to first byte (non-stream: response headers; stream: first event).
+    pub ttft: Option<Duration>,
+    /// Time to the end.
+    pub total: Duration,
+    /// Prompt plus completion tokens actually used.
+    pub tokens: u64,
+    /// Tokens reserved from the TPM bucket at admission.
+    pub reserved_tokens: u64,
+    /// The upstream's `Retry-After` on a 429.
+    pub retry_after: Option<Duration>,
+    /// Whether the attempt was a half-open probe.
+    pub probe: bool,
+}
+
+/// Messages a provider actor handles.
+pub enum ProviderMsg {
+    /// An attempt finished.
+    Outcome(Outcome),
+    /// Periodic: refill rate tokens, rotate windows, publish.
+    Tick,
+    /// The open period may be over: probe the upstream.
+    ProbeDue,
+    /// An active probe's verdict.
+    ProbeResult(bool),
+    /// Tests and admin only: the current snapshot.
+    GetSnapshot(RpcReplyPort<ProviderSnapshot>),
+}
+
+/// The actor type; stateless, as ractor intends.
+pub struct ProviderActor<T: Transport>(std::marker::PhantomData<T>);
+
+impl<T: Transport> Default for ProviderActor<T> {
+    fn default() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+/// What a provider actor starts from. Cloned by the supervisor for every (re)start, so the gate
+/// and the snapshot channel outlive any one actor incarnation.
+#[derive(Clone)]
+pub struct ProviderArgs<T: Transport> {
+    /// The provider's configuration.
+    pub config: Arc<ProviderConfig>,
+    /// Admission state shared with the request path.
+    pub gate: Arc<Gate>,
+    /// Where snapshots go; readers hold receivers.
+    pub snapshot_tx: Arc<watch::Sender<ProviderSnapshot>>,
+    /// For active probes.
+    pub upstream: Upstream<T>,
+    /// The clock seam.
+    pub clock: SharedClock,
+    /// Probes run as tasks on the node's tracker, so shutdown waits for them.
+    pub tracker: TaskTracker,
+    /// How many times this provider's actor was restarted before this start.
+    pub restarts: u32,
+}
+
+/// All of the actor's mutable state. Nothing outside `handle` touches it.
+pub struct ProviderState<T: Transport> {
+    args: ProviderArgs<T>,
+    breaker: BreakerState,
+    ttft: LatencyWindow,
+    total: LatencyWindow,
+    counts: OutcomeCounts,
+    window_requests: u64,
+    window_failures: u64,
+    tokens: u64,
+    last_rotate: Instant,
+    /// An active probe is running.
+    probing: bool,
+    /// Something changed since the last publish.
+    dirty: bool,
+}
+
+impl<T: Transport> Actor for ProviderActor<T> {
+    type Msg = ProviderMsg;
+    type State = ProviderState<T>;
+    type Arguments = ProviderArgs<T>;
+
+    async fn pre_start(&self, myself: ActorRef<Self::Msg>, args: Self::Arguments) -> Result<Self::State, ActorProcessingErr> {
+        // A restarted actor starts closed: its predecessor's open breaker died with it, and the
+        // gate must not keep refusing traffic that no one will ever re-admit.
+        args.gate.set_phase(switchyard_core::BreakerPhase::Closed, 0);
+        myself.send_interval(TICK, || ProviderMsg::Tick);
+        let now = args.clock.now();
+        let state = ProviderState {
+            breaker: BreakerState::default(),
+            ttft: LatencyWindow::new(),
+            total: LatencyWindow::new(),
+            counts: OutcomeCounts::default(),
+            window_requests: 0,
+            window_failures: 0,
+            tokens: 0,
+            last_rotate: now,
+            probing: false,
+            dirty: true,
+            args,
+        };
+        state.publish();
+        Ok(state)
+    }
+
+    async fn handle(&self, myself: ActorRef<Self::Msg>, msg: Self::Msg, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ProviderMsg::Outcome(o) => state.on_outcome(&myself, o),
+            ProviderMsg::Tick => state.on_tick(&myself),
+            ProviderMsg::ProbeDue => state.maybe_probe(&myself),
+            ProviderMsg::ProbeResult(healthy) => state.on_probe_result(&myself, healthy),
+            ProviderMsg::GetSnapshot(reply) => {
+                let _ = reply.send(state.snapshot());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<T: Transport> ProviderState<T> {
+    fn cfg(&self) -> &ProviderConfig {
+        &self.args.config
+    }
+
+    fn on_outcome(&mut self, myself: &ActorRef<ProviderMsg>, o: Outcome) {
+        let now = self.args.clock.now();
+        self.counts.add(o.class);
+        self.window_requests += 1;
+        self.tokens += o.tokens;
+        self.args.gate.settle_tokens(o.reserved_tokens, o.tokens);
+        let failure = o.class.is_provider_failure();
+        if failure {
+            self.window_failures += 1;
+        }
+        if o.class == OutcomeClass::Ok {
+            if let Some(t) = o.ttft {
+                self.ttft.record(t);
+            }
+            self.total.record(o.total);
+        }
+        if let (OutcomeClass::RateLimited, Some(d)) = (o.class, o.retry_after) {
+            self.args.gate.pause(now, d);
+        }
+        // While half-open only the probes decide; a straggler admitted earlier must not close
+        // (or reopen) the breaker on behalf of a probe still in flight.
+        let counts_for_breaker = !matches!(self.breaker, BreakerState::HalfOpen { .. }) || o.probe;
+        if counts_for_breaker {
+            let before = self.breaker;
+            self.breaker = self.breaker.on_outcome(failure, &self.cfg().breaker, now);
+            self.on_breaker_change(myself, before, now);
+        }
+        self.dirty = true;
+    }
+
+    fn on_breaker_change(&mut self, myself: &ActorRef<ProviderMsg>, before: BreakerState, now: Instant) {
+        if before.phase() == self.breaker.phase() && before == self.breaker {
+            return;
+        }
+        self.args.gate.set_phase(self.breaker.phase(), self.cfg().breaker.half_open_probes);
+        if let BreakerState::Open { until, .. } = self.breaker {
+            tracing::warn!(provider = %self.cfg().name, open_for_ms = until.saturating_duration_since(now).as_millis() as u64, "breaker opened");
+            myself.send_after(until.saturating_duration_since(now), || ProviderMsg::ProbeDue);
+        } else if before.phase() != self.breaker.phase() {
+            tracing::info!(provider = %self.cfg().name, phase = self.breaker.phase().as_str(), "breaker changed phase");
+        }
+        self.dirty = true;
+        self.publish();
+    }
+
+    fn on_tick(&mut self, myself: &ActorRef<ProviderMsg>) {
+        let now = self.args.clock.now();
+        self.args.gate.refill_one_second();
+        if now.saturating_duration_since(self.last_rotate) >= WINDOW_SLOT {
+            self.ttft.rotate();
+            self.total.rotate();
+            self.window_requests = 0;
+            self.window_failures = 0;
+            self.last_rotate = now;
+            self.dirty = true;
+        }
+        // A probe slot taken by a request that vanished without an outcome would leave the
+        // breaker half-open forever; offer the slots again once nothing is in flight.
+        if matches!(self.breaker, BreakerState::HalfOpen { .. }) && self.args.gate.in_flight() == 0 {
+            self.args.gate.set_phase(self.breaker.phase(), self.cfg().breaker.half_open_probes);
+        }
+        // Safety net for a lost ProbeDue.
+        if self.breaker.probe_due(now) {
+            self.maybe_probe(myself);
+        }
+        if self.dirty {
+            self.publish();
+        }
+    }
+
+    fn maybe_probe(&mut self, myself: &ActorRef<ProviderMsg>) {
+        let now = self.args.clock.now();
+        if self.probing || !self.breaker.probe_due(now) {
+            return;
+        }
+        self.probing = true;
+        let upstream = self.args.upstream.clone();
+        let uri = probe_uri(self.cfg());
+        let me = myself.clone();
+        self.args.tracker.spawn(async move {
+            let healthy = probe(&upstream, &uri).await;
+            let _ = me.cast(ProviderMsg::ProbeResult(healthy));
+        });
+    }
+
+    fn on_probe_result(&mut self, myself: &ActorRef<ProviderMsg>, healthy: bool) {
+        self.probing = false;
+        let now = self.args.clock.now();
+        let before = self.breaker;
+        self.breaker = self.breaker.on_probe(healthy, &self.cfg().breaker, now);
+        self.on_breaker_change(myself, before, now);
+    }
+
+    fn snapshot(&self) -> ProviderSnapshot {
+        ProviderSnapshot {
+            phase: self.breaker.phase(),
+            counts: self.counts,
+            ttft_us: self.ttft.quantiles(),
+            total_us: self.total.quantiles(),
+            window_requests: self.window_requests,
+            window_failures: self.window_failures,
+            tokens: self.tokens,
+            restarts: self.args.restarts,
+        }
+    }
+
+    fn publish(&self) {
+        self.args.snapshot_tx.send_replace(self.snapshot());
+    }
+}
+
+/// The URL an active probe reads: the models list, which every supported API has and which
+/// costs nothing.
+fn probe_uri(cfg: &ProviderConfig) -> String {
+    match &cfg.kind {
+        ProviderKind::Azure { api_version } => format!("{}{}/openai/models?api-version={api_version}", cfg.base.origin(), cfg.base.path),
+        ProviderKind::OpenAi | ProviderKind::Anthropic => format!("{}{}/models", cfg.base.origin(), cfg.base.path),
+    }
+}
+
+/// One active probe: healthy when the upstream answers in time with anything but 5xx or 429.
+/// Auth is not sent: a 401 proves the server is up, and a probe never spends tokens.
+async fn probe<T: Transport>(upstream: &Upstream<T>, uri: &str) -> bool {
+    let Ok(req) = http::Request::get(uri).body(Full::new(Bytes::new())) else {
+        return false;
+    };
+    match tokio::time::timeout(PROBE_TIMEOUT, upstream.client.request(req)).await {
+        Ok(Ok(resp)) => {
+            let s = resp.status().as_u16();
+            s < 500 && s != 429
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,129 @@
+//! Routes: a public model name (alias) maps to ordered, weighted (provider, upstream model)
+//! targets, a default strategy, and fallback models tried when every target of the route fails.
+
+use std::collections::HashMap;
+
+use switchyard_core::ProviderName;
+
+use crate::strategy::Strategy;
+
+/// The raw `[[routes]]` section.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouteConfigToml {
+    /// Public model name clients ask for.
+    pub model: String,
+    /// `priority` (default), `weighted`, `least-busy` or `lowest-latency`.
+    pub strategy: Option<String>,
+    /// Targets in priority order.
+    pub targets: Vec<TargetToml>,
+    /// Other public models to try, in order, when every target here fails.
+    pub fallbacks: Vec<String>,
+}
+
+/// The raw form of one target.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetToml {
+    /// Provider name.
+    pub provider: String,
+    /// Model name at that provider (defaults to the public name).
+    pub model: Option<String>,
+    /// Relative weight for the weighted strategy (default 1).
+    pub weight: Option<u32>,
+}
+
+/// One place a route can send a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The provider.
+    pub provider: ProviderName,
+    /// The model name the provider knows.
+    pub upstream_model: String,
+    /// Relative weight.
+    pub weight: u32,
+}
+
+/// A validated route.
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// Public model name.
+    pub model: String,
+    /// Default strategy.
+    pub strategy: Strategy,
+    /// Targets in configured order.
+    pub targets: Vec<Target>,
+    /// Fallback public models.
+    pub fallbacks: Vec<String>,
+}
+
+/// All routes by public model name.
+#[derive(Clone, Debug, Default)]
+pub struct RouteTable {
+    routes: HashMap<String, Route>,
+    /// Public names in configuration order, for listing.
+    order: Vec<String>,
+}
+
+impl RouteTable {
+    /// Validates the raw routes against the known provider names, appending each problem with
+    /// its TOML path to `errors`.
+    pub fn build(raw: Vec<RouteConfigToml>, provider_exists: &dyn Fn(&str) -> bool, errors: &mut Vec<String>) -> Self {
+        let mut table = RouteTable::default();
+        for (i, r) in raw.iter().enumerate() {
+            let path = format!("routes[{i}]");
+            if r.model.is_empty() {
+                errors.push(format!("{path}.model: must not be empty"));
+                continue;
+            }
+            if table.routes.contains_key(&r.model) {
+                errors.push(format!("{path}.model: duplicate route for {:?}", r.model));
+                continue;
+            }
+            let strategy = match r.strategy.as_deref() {
+                None => Strategy::default(),
+                Some(s) => Strategy::parse(s).unwrap_or_else(|| {
+                    errors.push(format!("{path}.strategy: unknown strategy {s:?} (expected priority, weighted, least-busy or lowest-latency)"));
+                    Strategy::default()
+                }),
+            };
+            if r.targets.is_empty() {
+                errors.push(format!("{path}.targets: a route needs at least one target"));
+            }
+            let mut targets = Vec::new();
+            for (j, t) in r.targets.iter().enumerate() {
+                if !provider_exists(&t.provider) {
+                    errors.push(format!("{path}.targets[{j}].provider: no provider named {:?}", t.provider));
+                }
+                if t.weight == Some(0) {
+                    errors.push(format!("{path}.targets[{j}].weight: must be greater than 0"));
+                }
+                targets.push(Target {
+                    provider: ProviderName::new(&t.provider),
+                    upstream_model: t.model.clone().unwrap_or_else(|| r.model.clone()),
+                    weight: t.weight.unwrap_or(1),
+                });
+            }
+            table.order.push(r.model.clone());
+            table.routes.insert(r.model.clone(), Route { model: r.model.clone(), strategy, targets, fallbacks: r.fallbacks.clone() });
+        }
+        for (i, r) in raw.iter().enumerate() {
+            for (j, f) in r.fallbacks.iter().enumerate() {
+                if !table.routes.contains_key(f) {
+                    errors.push(format!("routes[{i}].fallbacks[{j}]: no route named {f:?}"));
+                }
+            }
+        }
+        table
+    }
+
+    /// The route for a public model name.
+    pub fn get(&self, model: &str) -> Option<&Route> {
+        self.routes.get(model)
+    }
+
+    /// Every route in configuration order.
+    pub fn iter(&self) -> impl Iterator<Item = &Route> {
+        self.order.iter().filter_map(|m| self.routes.get(m))
+    }
+}

@@ -1,0 +1,1 @@
+//! Holds the end-to-end test binary `e2e`; see `e2e/main.rs`.
