@@ -33,7 +33,10 @@ impl OutcomeClass {
 
     /// Whether this outcome counts against the provider's health.
     pub fn is_provider_failure(self) -> bool {
-        matches!(self, OutcomeClass::ServerError | OutcomeClass::Timeout | OutcomeClass::Connect)
+        matches!(
+            self,
+            OutcomeClass::ServerError | OutcomeClass::Timeout | OutcomeClass::Connect
+        )
     }
 }
 

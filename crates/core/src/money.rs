@@ -5,7 +5,17 @@ use std::fmt;
 
 /// An amount of money in micro-dollars (1 USD = 1,000,000).
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 #[serde(transparent)]
 pub struct Micros(pub u64);
@@ -40,11 +50,19 @@ impl Micros {
             None => (s, ""),
         };
         let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
-        if (whole.is_empty() && frac.is_empty()) || !digits(whole) || !digits(frac) || frac.len() > 6 {
+        if (whole.is_empty() && frac.is_empty())
+            || !digits(whole)
+            || !digits(frac)
+            || frac.len() > 6
+        {
             return Err(MoneyError::Format(raw.to_owned()));
         }
         let overflow = || MoneyError::Overflow(raw.to_owned());
-        let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| overflow())? };
+        let whole: u64 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| overflow())?
+        };
         let mut frac_micros: u64 = 0;
         for (i, b) in frac.bytes().enumerate() {
             frac_micros += u64::from(b - b'0') * 10u64.pow(5 - i as u32);
@@ -70,7 +88,12 @@ impl Micros {
 impl fmt::Display for Micros {
     /// Prints dollars with six decimals, e.g. `$0.000150`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "${}.{:06}", self.0 / MICROS_PER_USD, self.0 % MICROS_PER_USD)
+        write!(
+            f,
+            "${}.{:06}",
+            self.0 / MICROS_PER_USD,
+            self.0 % MICROS_PER_USD
+        )
     }
 }
 
@@ -90,10 +113,23 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_plain_amount() {
-        for bad in ["", ".", "-1", "+1", "1e3", "1.0000001", "1,5", "abc", "1.2.3"] {
+        for bad in [
+            "",
+            ".",
+            "-1",
+            "+1",
+            "1e3",
+            "1.0000001",
+            "1,5",
+            "abc",
+            "1.2.3",
+        ] {
             assert!(Micros::parse_usd(bad).is_err(), "{bad} accepted");
         }
-        assert!(matches!(Micros::parse_usd("99999999999999999999"), Err(MoneyError::Overflow(_))));
+        assert!(matches!(
+            Micros::parse_usd("99999999999999999999"),
+            Err(MoneyError::Overflow(_))
+        ));
     }
 
     proptest! {

@@ -87,9 +87,15 @@ impl PricingCatalog {
         let mut models = BTreeMap::new();
         for (model, e) in raw.models {
             let read = |s: &str| {
-                Micros::parse_usd(s).map_err(|source| PricingError::Amount { model: model.clone(), source })
+                Micros::parse_usd(s).map_err(|source| PricingError::Amount {
+                    model: model.clone(),
+                    source,
+                })
             };
-            let price = Price { input_micros_per_mtok: read(&e.input_usd_per_mtok)?.0, output_micros_per_mtok: read(&e.output_usd_per_mtok)?.0 };
+            let price = Price {
+                input_micros_per_mtok: read(&e.input_usd_per_mtok)?.0,
+                output_micros_per_mtok: read(&e.output_usd_per_mtok)?.0,
+            };
             models.insert(model, price);
         }
         Ok(Self { models })
@@ -130,7 +136,13 @@ mod tests {
     fn builtin_catalog_parses_and_has_the_demo_models() {
         let c = PricingCatalog::builtin().unwrap();
         let mini = c.lookup("gpt-4o-mini").unwrap();
-        assert_eq!(mini, Price { input_micros_per_mtok: 150_000, output_micros_per_mtok: 600_000 });
+        assert_eq!(
+            mini,
+            Price {
+                input_micros_per_mtok: 150_000,
+                output_micros_per_mtok: 600_000
+            }
+        );
         assert!(c.lookup("claude-3-5-haiku").is_some());
         assert!(c.lookup("text-embedding-3-small").is_some());
         assert!(c.lookup("gemini-2.5-flash").is_some());
@@ -142,13 +154,19 @@ mod tests {
         let c = PricingCatalog::builtin().unwrap();
         assert_eq!(c.lookup("gpt-4o-mini-2024-07-18"), c.lookup("gpt-4o-mini"));
         assert_eq!(c.lookup("gpt-4o-2024-08-06"), c.lookup("gpt-4o"));
-        assert_eq!(c.lookup("claude-3-5-haiku-20241022"), c.lookup("claude-3-5-haiku"));
+        assert_eq!(
+            c.lookup("claude-3-5-haiku-20241022"),
+            c.lookup("claude-3-5-haiku")
+        );
         assert_eq!(c.lookup("unknown-model"), None);
     }
 
     #[test]
     fn cost_rounds_up_to_the_next_micro_dollar() {
-        let p = Price { input_micros_per_mtok: 150_000, output_micros_per_mtok: 600_000 };
+        let p = Price {
+            input_micros_per_mtok: 150_000,
+            output_micros_per_mtok: 600_000,
+        };
         // 10 × 0.15 + 16 × 0.6 = 11.1 micro-dollars → 12.
         assert_eq!(p.cost(10, 16), Micros(12));
         assert_eq!(p.cost(0, 0), Micros(0));

@@ -20,7 +20,12 @@ pub trait Transport: Clone + Send + Sync + 'static {
     /// Resolves `host` and connects to the first address that accepts, with `TCP_NODELAY`.
     /// With `allow_private == false`, loopback, private, link-local and unspecified addresses
     /// are refused after resolution, so a DNS name cannot smuggle a request to an internal host.
-    fn connect(&self, host: &str, port: u16, allow_private: bool) -> impl Future<Output = io::Result<TcpStream>> + Send;
+    fn connect(
+        &self,
+        host: &str,
+        port: u16,
+        allow_private: bool,
+    ) -> impl Future<Output = io::Result<TcpStream>> + Send;
 }
 
 /// The production transport: tokio sockets.
@@ -28,24 +33,33 @@ pub trait Transport: Clone + Send + Sync + 'static {
 pub struct TcpTransport;
 
 impl Transport for TcpTransport {
-    #[expect(clippy::disallowed_methods, reason = "this is the transport seam itself")]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "this is the transport seam itself"
+    )]
     async fn bind(&self, addr: SocketAddr) -> io::Result<TcpListener> {
         TcpListener::bind(addr).await
     }
 
-    #[expect(clippy::disallowed_methods, reason = "this is the transport seam itself")]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "this is the transport seam itself"
+    )]
     async fn connect(&self, host: &str, port: u16, allow_private: bool) -> io::Result<TcpStream> {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
             Err(_) => tokio::net::lookup_host((host, port)).await?.collect(),
         };
-        let mut last_err = io::Error::new(io::ErrorKind::NotFound, format!("no address for {host}"));
+        let mut last_err =
+            io::Error::new(io::ErrorKind::NotFound, format!("no address for {host}"));
         for addr in addrs {
             if !allow_private && is_internal(addr.ip()) {
                 last_err = io::Error::new(
                     io::ErrorKind::PermissionDenied,
-                    format!("refusing to connect to internal address {addr} for a provider not marked internal"),
+                    format!(
+                        "refusing to connect to internal address {addr} for a provider not marked internal"
+                    ),
                 );
                 continue;
             }
@@ -90,7 +104,19 @@ mod tests {
 
     #[test]
     fn internal_addresses_are_recognised() {
-        for s in ["127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.5.4", "169.254.1.1", "100.64.0.1", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1", "0.0.0.0"] {
+        for s in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "172.16.5.4",
+            "169.254.1.1",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "0.0.0.0",
+        ] {
             assert!(is_internal(s.parse().unwrap()), "{s}");
         }
         for s in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {

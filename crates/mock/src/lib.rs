@@ -17,8 +17,10 @@
 //!   resolves; `socket.rs` is the accepted socket, which can be reset.
 //! - `route.rs` classifies each request, applies auth and faults, and hands it
 //!   to an endpoint: `openai.rs` (chat, with `openai/stream.rs`),
-//!   `embeddings.rs`, `models.rs` and `anthropic.rs` (messages, with
-//!   `anthropic/stream.rs`).
+//!   `embeddings.rs` (with `base64.rs`), `models.rs` and `anthropic.rs`
+//!   (messages, with `anthropic/stream.rs`). `api_error.rs` renders error
+//!   answers in each provider's shape; `error.rs` holds the errors that end a
+//!   connection or body instead of answering.
 //! - `content.rs` derives words and token counts from the request; `tool.rs`
 //!   builds forced tool calls from a JSON schema.
 //! - `sse.rs` frames events; `body.rs` plays a timed script of frames and can

@@ -32,22 +32,28 @@ pub struct TargetAccount {
 impl TargetAccount {
     /// The cost of `usage` at this pair's price.
     pub fn cost(&self, usage: Usage) -> Micros {
-        self.price.map(|p| p.cost(usage.prompt_tokens, usage.completion_tokens)).unwrap_or_default()
+        self.price
+            .map(|p| p.cost(usage.prompt_tokens, usage.completion_tokens))
+            .unwrap_or_default()
     }
 
     /// Counts a served request.
     pub fn record_ok(&self, usage: Usage, cost: Micros) {
         self.ok.fetch_add(1, Ordering::Relaxed);
-        self.prompt_tokens.fetch_add(usage.prompt_tokens, Ordering::Relaxed);
-        self.completion_tokens.fetch_add(usage.completion_tokens, Ordering::Relaxed);
+        self.prompt_tokens
+            .fetch_add(usage.prompt_tokens, Ordering::Relaxed);
+        self.completion_tokens
+            .fetch_add(usage.completion_tokens, Ordering::Relaxed);
         self.cost_micros.fetch_add(cost.0, Ordering::Relaxed);
     }
 
     /// Counts a failed attempt (with what it cost, e.g. a cut stream's partial output).
     pub fn record_failed(&self, usage: Usage, cost: Micros) {
         self.failed.fetch_add(1, Ordering::Relaxed);
-        self.prompt_tokens.fetch_add(usage.prompt_tokens, Ordering::Relaxed);
-        self.completion_tokens.fetch_add(usage.completion_tokens, Ordering::Relaxed);
+        self.prompt_tokens
+            .fetch_add(usage.prompt_tokens, Ordering::Relaxed);
+        self.completion_tokens
+            .fetch_add(usage.completion_tokens, Ordering::Relaxed);
         self.cost_micros.fetch_add(cost.0, Ordering::Relaxed);
     }
 }
@@ -61,11 +67,18 @@ pub struct Accounting {
 impl Accounting {
     /// Builds one account per (provider, upstream model) named by a route. Prices come from the
     /// provider's overrides first, then the catalog.
-    pub fn build(routes: &RouteTable, providers: &[ProviderConfig], catalog: &PricingCatalog) -> Self {
+    pub fn build(
+        routes: &RouteTable,
+        providers: &[ProviderConfig],
+        catalog: &PricingCatalog,
+    ) -> Self {
         let mut pairs: HashMap<ProviderName, HashMap<String, Arc<TargetAccount>>> = HashMap::new();
         for route in routes.iter() {
             for t in &route.targets {
-                let override_price = providers.iter().find(|p| p.name == t.provider).and_then(|p| p.prices.get(&t.upstream_model).copied());
+                let override_price = providers
+                    .iter()
+                    .find(|p| p.name == t.provider)
+                    .and_then(|p| p.prices.get(&t.upstream_model).copied());
                 let price = override_price.or_else(|| catalog.lookup(&t.upstream_model));
                 if price.is_none() {
                     tracing::warn!(provider = %t.provider, model = %t.upstream_model, "no price for model; its cost is reported as 0");
@@ -74,7 +87,12 @@ impl Accounting {
                     .entry(t.provider.clone())
                     .or_default()
                     .entry(t.upstream_model.clone())
-                    .or_insert_with(|| Arc::new(TargetAccount { price, ..TargetAccount::default() }));
+                    .or_insert_with(|| {
+                        Arc::new(TargetAccount {
+                            price,
+                            ..TargetAccount::default()
+                        })
+                    });
             }
         }
         Self { pairs }
@@ -87,6 +105,9 @@ impl Accounting {
 
     /// Every pair, for rendering.
     pub fn iter(&self) -> impl Iterator<Item = (&ProviderName, &str, &TargetAccount)> {
-        self.pairs.iter().flat_map(|(p, m)| m.iter().map(move |(model, a)| (p, model.as_str(), a.as_ref())))
+        self.pairs.iter().flat_map(|(p, m)| {
+            m.iter()
+                .map(move |(model, a)| (p, model.as_str(), a.as_ref()))
+        })
     }
 }

@@ -159,10 +159,16 @@ impl ConfigToml {
     /// [`ConfigError::Invalid`] listing every problem.
     pub fn validate(self, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let mut errors = Vec::new();
-        let listen_http = self.node.listen_http.as_deref().unwrap_or(DEFAULT_LISTEN_HTTP).parse::<SocketAddr>().unwrap_or_else(|_| {
-            errors.push("node.listen_http: expected host:port, e.g. 127.0.0.1:8080".into());
-            SocketAddr::from(([127, 0, 0, 1], 0))
-        });
+        let listen_http = self
+            .node
+            .listen_http
+            .as_deref()
+            .unwrap_or(DEFAULT_LISTEN_HTTP)
+            .parse::<SocketAddr>()
+            .unwrap_or_else(|_| {
+                errors.push("node.listen_http: expected host:port, e.g. 127.0.0.1:8080".into());
+                SocketAddr::from(([127, 0, 0, 1], 0))
+            });
         if self.node.id == Some(0) {
             errors.push("node.id: must be greater than 0".into());
         }
@@ -170,7 +176,9 @@ impl ConfigToml {
             Some(var) => match env(var) {
                 Some(v) if v.len() >= 16 => Secret::new(v),
                 _ => {
-                    errors.push(format!("node.cluster_secret_env: {var} must be set to at least 16 characters"));
+                    errors.push(format!(
+                        "node.cluster_secret_env: {var} must be set to at least 16 characters"
+                    ));
                     Secret::new(String::new())
                 }
             },
@@ -179,22 +187,53 @@ impl ConfigToml {
             None => switchyard_core::secret::generate_virtual_key(),
         };
         let limits = Limits {
-            max_body_bytes: positive_usize(self.limits.max_body_bytes, DEFAULT_MAX_BODY_BYTES, "limits.max_body_bytes", &mut errors),
-            default_max_tokens: positive(self.limits.default_max_tokens, DEFAULT_MAX_TOKENS, "limits.default_max_tokens", &mut errors),
-            max_tokens_cap: positive(self.limits.max_tokens_cap, DEFAULT_MAX_TOKENS_CAP, "limits.max_tokens_cap", &mut errors),
-            max_n: positive(self.limits.max_n, DEFAULT_MAX_N, "limits.max_n", &mut errors),
+            max_body_bytes: positive_usize(
+                self.limits.max_body_bytes,
+                DEFAULT_MAX_BODY_BYTES,
+                "limits.max_body_bytes",
+                &mut errors,
+            ),
+            default_max_tokens: positive(
+                self.limits.default_max_tokens,
+                DEFAULT_MAX_TOKENS,
+                "limits.default_max_tokens",
+                &mut errors,
+            ),
+            max_tokens_cap: positive(
+                self.limits.max_tokens_cap,
+                DEFAULT_MAX_TOKENS_CAP,
+                "limits.max_tokens_cap",
+                &mut errors,
+            ),
+            max_n: positive(
+                self.limits.max_n,
+                DEFAULT_MAX_N,
+                "limits.max_n",
+                &mut errors,
+            ),
         };
         let d = RetryPolicy::default();
         let retry = RetryPolicy {
             max_retries: self.retry.max_retries.unwrap_or(d.max_retries),
-            backoff_base: self.retry.backoff_base_ms.map(Duration::from_millis).unwrap_or(d.backoff_base),
-            backoff_max: self.retry.backoff_max_ms.map(Duration::from_millis).unwrap_or(d.backoff_max),
+            backoff_base: self
+                .retry
+                .backoff_base_ms
+                .map(Duration::from_millis)
+                .unwrap_or(d.backoff_base),
+            backoff_max: self
+                .retry
+                .backoff_max_ms
+                .map(Duration::from_millis)
+                .unwrap_or(d.backoff_max),
         };
         let mut providers = Vec::new();
         let mut names = std::collections::HashSet::new();
         for (i, p) in self.providers.into_iter().enumerate() {
             if !names.insert(p.name.clone()) {
-                errors.push(format!("providers[{i}].name: duplicate provider {:?}", p.name));
+                errors.push(format!(
+                    "providers[{i}].name: duplicate provider {:?}",
+                    p.name
+                ));
             }
             if let Some(v) = p.validate(&format!("providers[{i}]"), env, &mut errors) {
                 providers.push(v);
@@ -202,7 +241,8 @@ impl ConfigToml {
         }
         let routes = RouteTable::build(self.routes, &|p| names.contains(p), &mut errors);
         KeyStore::check(&self.keys, env, &mut errors);
-        let pricing = PricingCatalog::builtin().map_err(|e| ConfigError::Invalid(vec![format!("pricing catalog: {e}")]))?;
+        let pricing = PricingCatalog::builtin()
+            .map_err(|e| ConfigError::Invalid(vec![format!("pricing catalog: {e}")]))?;
         if !errors.is_empty() {
             return Err(ConfigError::Invalid(errors));
         }
@@ -211,7 +251,11 @@ impl ConfigToml {
             listen_http,
             region: self.node.region.unwrap_or_else(|| "default".into()),
             cluster_secret,
-            shutdown_grace: Duration::from_secs(self.node.shutdown_grace_s.unwrap_or(DEFAULT_SHUTDOWN_GRACE_S)),
+            shutdown_grace: Duration::from_secs(
+                self.node
+                    .shutdown_grace_s
+                    .unwrap_or(DEFAULT_SHUTDOWN_GRACE_S),
+            ),
             limits,
             retry,
             keys: self.keys,
@@ -228,7 +272,10 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] saying what is wrong and where.
     pub fn load(path: &str) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         ConfigToml::parse(&text)?.validate(&|k| std::env::var(k).ok())
     }
 }
@@ -285,8 +332,16 @@ mod tests {
             model = "m"
             targets = [{ provider = "ghost" }]
         "#;
-        let err = ConfigToml::parse(text).unwrap().validate(&|_| None).unwrap_err().to_string();
-        for needle in ["node.listen_http", "limits.max_n", "routes[0].targets[0].provider"] {
+        let err = ConfigToml::parse(text)
+            .unwrap()
+            .validate(&|_| None)
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            "node.listen_http",
+            "limits.max_n",
+            "routes[0].targets[0].provider",
+        ] {
             assert!(err.contains(needle), "{needle} not in {err}");
         }
     }

@@ -54,7 +54,12 @@ pub struct DispatchRequest<'a> {
 ///
 /// # Errors
 /// [`EdgeError`] for the client when nothing served the request.
-pub async fn dispatch(app: &App, req: &DispatchRequest<'_>, candidates: &[Candidate], body: &mut Map<String, Value>) -> Result<Served, EdgeError> {
+pub async fn dispatch(
+    app: &App,
+    req: &DispatchRequest<'_>,
+    candidates: &[Candidate],
+    body: &mut Map<String, Value>,
+) -> Result<Served, EdgeError> {
     let policy = app.config.retry;
     let max_attempts = policy.max_attempts();
     let mut attempts: u32 = 0;
@@ -67,12 +72,15 @@ pub async fn dispatch(app: &App, req: &DispatchRequest<'_>, candidates: &[Candid
             if attempts >= max_attempts {
                 break 'rounds;
             }
-            let Some(provider) = app.providers.get(&cand.target.provider) else { continue };
+            let Some(provider) = app.providers.get(&cand.target.provider) else {
+                continue;
+            };
             let permit = match provider.try_admit(req.est_tokens) {
                 Ok(p) => p,
                 Err(refusal) => {
                     if let Refusal::Paused { remaining } = refusal {
-                        shortest_pause = Some(shortest_pause.map_or(remaining, |p| p.min(remaining)));
+                        shortest_pause =
+                            Some(shortest_pause.map_or(remaining, |p| p.min(remaining)));
                     }
                     continue;
                 }
@@ -103,7 +111,10 @@ pub async fn dispatch(app: &App, req: &DispatchRequest<'_>, candidates: &[Candid
                     });
                 }
                 Err(e) => {
-                    if let Some(acct) = app.accounting.get(&cand.target.provider, &cand.target.upstream_model) {
+                    if let Some(acct) = app
+                        .accounting
+                        .get(&cand.target.provider, &cand.target.upstream_model)
+                    {
                         acct.record_failed(Default::default(), Default::default());
                     }
                     tracing::debug!(request_id = req.request_id, provider = %cand.target.provider, attempt = attempts, class = e.class.as_str(), error = %e.message, "attempt failed");
@@ -111,7 +122,10 @@ pub async fn dispatch(app: &App, req: &DispatchRequest<'_>, candidates: &[Candid
                         return Err(EdgeError::Internal(e.message));
                     }
                     if !e.retryable() {
-                        return Err(EdgeError::UpstreamRejected { status: e.status.unwrap_or(400), message: e.message });
+                        return Err(EdgeError::UpstreamRejected {
+                            status: e.status.unwrap_or(400),
+                            message: e.message,
+                        });
                     }
                     last_error = Some(e);
                 }
@@ -123,8 +137,13 @@ pub async fn dispatch(app: &App, req: &DispatchRequest<'_>, candidates: &[Candid
         round += 1;
     }
     Err(match last_error {
-        None => EdgeError::NoProvider { retry_after: shortest_pause },
+        None => EdgeError::NoProvider {
+            retry_after: shortest_pause,
+        },
         Some(e) if e.class == OutcomeClass::Timeout => EdgeError::UpstreamTimeout { attempts },
-        Some(e) => EdgeError::UpstreamFailed { attempts, message: e.message },
+        Some(e) => EdgeError::UpstreamFailed {
+            attempts,
+            message: e.message,
+        },
     })
 }

@@ -84,26 +84,40 @@ const MIN_KEY_CHARS: usize = 16;
 
 impl KeyStore {
     /// Checks `[[keys]]` entries, appending problems with their paths.
-    pub fn check(keys: &[KeyConfigToml], env: &dyn Fn(&str) -> Option<String>, errors: &mut Vec<String>) {
+    pub fn check(
+        keys: &[KeyConfigToml],
+        env: &dyn Fn(&str) -> Option<String>,
+        errors: &mut Vec<String>,
+    ) {
         for (i, k) in keys.iter().enumerate() {
             if k.name.is_empty() {
                 errors.push(format!("keys[{i}].name: must not be empty"));
             }
             match key_value(k, env) {
                 Some(v) if v.len() >= MIN_KEY_CHARS => {}
-                Some(_) => errors.push(format!("keys[{i}]: key must be at least {MIN_KEY_CHARS} characters")),
-                None if k.key_env.is_some() => errors.push(format!("keys[{i}].key_env: environment variable is not set")),
+                Some(_) => errors.push(format!(
+                    "keys[{i}]: key must be at least {MIN_KEY_CHARS} characters"
+                )),
+                None if k.key_env.is_some() => errors.push(format!(
+                    "keys[{i}].key_env: environment variable is not set"
+                )),
                 None => errors.push(format!("keys[{i}]: set key_env (or key, for development)")),
             }
         }
     }
 
     /// Builds the store from configured keys.
-    pub fn from_config(cluster_secret: &Secret<String>, keys: &[KeyConfigToml], env: &dyn Fn(&str) -> Option<String>) -> Self {
+    pub fn from_config(
+        cluster_secret: &Secret<String>,
+        keys: &[KeyConfigToml],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Self {
         let digester = KeyDigester::new(cluster_secret);
         let mut by_digest = HashMap::new();
         for k in keys {
-            let Some(secret) = key_value(k, env) else { continue };
+            let Some(secret) = key_value(k, env) else {
+                continue;
+            };
             let info = KeyInfo {
                 id: Arc::from(k.id.clone().unwrap_or_else(|| k.name.clone())),
                 team: k.team.as_deref().map(Arc::from),
@@ -113,16 +127,28 @@ impl KeyStore {
             };
             by_digest.insert(digester.digest(&secret), Arc::new(info));
         }
-        Self { digester, by_digest }
+        Self {
+            digester,
+            by_digest,
+        }
     }
 
     /// Looks a presented key up.
     ///
     /// # Errors
     /// [`AuthError`] when it is missing, unknown, revoked or expired.
-    pub fn authenticate(&self, presented: Option<&str>, now_unix_s: u64) -> Result<Arc<KeyInfo>, AuthError> {
-        let presented = presented.filter(|p| !p.is_empty()).ok_or(AuthError::Missing)?;
-        let info = self.by_digest.get(&self.digester.digest(presented)).ok_or(AuthError::Unknown)?;
+    pub fn authenticate(
+        &self,
+        presented: Option<&str>,
+        now_unix_s: u64,
+    ) -> Result<Arc<KeyInfo>, AuthError> {
+        let presented = presented
+            .filter(|p| !p.is_empty())
+            .ok_or(AuthError::Missing)?;
+        let info = self
+            .by_digest
+            .get(&self.digester.digest(presented))
+            .ok_or(AuthError::Unknown)?;
         if info.revoked {
             return Err(AuthError::Revoked);
         }
@@ -140,17 +166,45 @@ mod tests {
     #[test]
     fn keys_authenticate_by_digest_with_their_rules() {
         let keys = vec![
-            KeyConfigToml { name: "a".into(), key: Some("sk-sy-aaaaaaaaaaaaaaaa".into()), models: vec!["m1".into()], ..Default::default() },
-            KeyConfigToml { name: "r".into(), key: Some("sk-sy-rrrrrrrrrrrrrrrr".into()), revoked: true, ..Default::default() },
-            KeyConfigToml { name: "e".into(), key: Some("sk-sy-eeeeeeeeeeeeeeee".into()), expires_unix_s: Some(100), ..Default::default() },
+            KeyConfigToml {
+                name: "a".into(),
+                key: Some("sk-sy-aaaaaaaaaaaaaaaa".into()),
+                models: vec!["m1".into()],
+                ..Default::default()
+            },
+            KeyConfigToml {
+                name: "r".into(),
+                key: Some("sk-sy-rrrrrrrrrrrrrrrr".into()),
+                revoked: true,
+                ..Default::default()
+            },
+            KeyConfigToml {
+                name: "e".into(),
+                key: Some("sk-sy-eeeeeeeeeeeeeeee".into()),
+                expires_unix_s: Some(100),
+                ..Default::default()
+            },
         ];
-        let s = KeyStore::from_config(&Secret::new("cluster-secret-123456".into()), &keys, &|_| None);
+        let s = KeyStore::from_config(&Secret::new("cluster-secret-123456".into()), &keys, &|_| {
+            None
+        });
         let a = s.authenticate(Some("sk-sy-aaaaaaaaaaaaaaaa"), 0).unwrap();
         assert!(a.allows("m1") && !a.allows("m2"));
         assert_eq!(s.authenticate(None, 0).unwrap_err(), AuthError::Missing);
-        assert_eq!(s.authenticate(Some("sk-sy-nope"), 0).unwrap_err(), AuthError::Unknown);
-        assert_eq!(s.authenticate(Some("sk-sy-rrrrrrrrrrrrrrrr"), 0).unwrap_err(), AuthError::Revoked);
+        assert_eq!(
+            s.authenticate(Some("sk-sy-nope"), 0).unwrap_err(),
+            AuthError::Unknown
+        );
+        assert_eq!(
+            s.authenticate(Some("sk-sy-rrrrrrrrrrrrrrrr"), 0)
+                .unwrap_err(),
+            AuthError::Revoked
+        );
         assert!(s.authenticate(Some("sk-sy-eeeeeeeeeeeeeeee"), 99).is_ok());
-        assert_eq!(s.authenticate(Some("sk-sy-eeeeeeeeeeeeeeee"), 100).unwrap_err(), AuthError::Expired);
+        assert_eq!(
+            s.authenticate(Some("sk-sy-eeeeeeeeeeeeeeee"), 100)
+                .unwrap_err(),
+            AuthError::Expired
+        );
     }
 }

@@ -77,21 +77,44 @@ impl Node {
     /// # Errors
     /// [`StartError`] when a listener cannot be bound or providers cannot start.
     pub async fn start(config: Config) -> Result<NodeHandle, StartError> {
-        Self::start_with(config, TcpTransport, Arc::new(SystemClock), &|k| std::env::var(k).ok()).await
+        Self::start_with(config, TcpTransport, Arc::new(SystemClock), &|k| {
+            std::env::var(k).ok()
+        })
+        .await
     }
 
     /// Starts a node with the given seams and environment lookup.
     ///
     /// # Errors
     /// [`StartError`] when a listener cannot be bound or providers cannot start.
-    pub async fn start_with(config: Config, transport: TcpTransport, clock: SharedClock, env: &dyn Fn(&str) -> Option<String>) -> Result<NodeHandle, StartError> {
-        let listener = transport.bind(config.listen_http).await.map_err(|source| StartError::Bind { addr: config.listen_http, source })?;
-        let http_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen_http, source })?;
+    pub async fn start_with(
+        config: Config,
+        transport: TcpTransport,
+        clock: SharedClock,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<NodeHandle, StartError> {
+        let listener =
+            transport
+                .bind(config.listen_http)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen_http,
+                    source,
+                })?;
+        let http_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen_http,
+            source,
+        })?;
         let tracker = TaskTracker::new();
         let cancel = CancellationToken::new();
-        let providers = ProviderSet::start(config.providers.clone(), transport, Arc::clone(&clock), tracker.clone())
-            .await
-            .map_err(StartError::Providers)?;
+        let providers = ProviderSet::start(
+            config.providers.clone(),
+            transport,
+            Arc::clone(&clock),
+            tracker.clone(),
+        )
+        .await
+        .map_err(StartError::Providers)?;
         let keys = KeyStore::from_config(&config.cluster_secret, &config.keys, env);
         let accounting = Accounting::build(&config.routes, &config.providers, &config.pricing);
         let node_header = HeaderValue::from(config.node_id.0);
@@ -116,14 +139,21 @@ impl Node {
         });
         let shutdown = cancel.clone();
         tracker.spawn(async move {
-            let served = axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "http server stopped with an error");
             }
         });
         app.ready.store(true, Ordering::Release);
         tracing::info!(node_id = app.config.node_id.0, %http_addr, providers = app.config.providers.len(), "node serving");
-        Ok(NodeHandle { app, http_addr, cancel, tracker })
+        Ok(NodeHandle {
+            app,
+            http_addr,
+            cancel,
+            tracker,
+        })
     }
 }
 
@@ -156,8 +186,15 @@ impl NodeHandle {
         self.cancel.cancel();
         self.tracker.close();
         let grace = self.app.config.shutdown_grace;
-        if tokio::time::timeout(grace, self.tracker.wait()).await.is_err() {
-            tracing::warn!(grace_s = grace.as_secs(), tasks = self.tracker.len(), "shutdown grace period over; abandoning remaining tasks");
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                grace_s = grace.as_secs(),
+                tasks = self.tracker.len(),
+                "shutdown grace period over; abandoning remaining tasks"
+            );
         }
         self.app.providers.shutdown().await;
         tracing::info!(node_id = self.app.config.node_id.0, "node stopped");

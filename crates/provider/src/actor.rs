@@ -112,10 +112,15 @@ impl<T: Transport> Actor for ProviderActor<T> {
     type State = ProviderState<T>;
     type Arguments = ProviderArgs<T>;
 
-    async fn pre_start(&self, myself: ActorRef<Self::Msg>, args: Self::Arguments) -> Result<Self::State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
         // A restarted actor starts closed: its predecessor's open breaker died with it, and the
         // gate must not keep refusing traffic that no one will ever re-admit.
-        args.gate.set_phase(switchyard_core::BreakerPhase::Closed, 0);
+        args.gate
+            .set_phase(switchyard_core::BreakerPhase::Closed, 0);
         myself.send_interval(TICK, || ProviderMsg::Tick);
         let now = args.clock.now();
         let state = ProviderState {
@@ -135,7 +140,12 @@ impl<T: Transport> Actor for ProviderActor<T> {
         Ok(state)
     }
 
-    async fn handle(&self, myself: ActorRef<Self::Msg>, msg: Self::Msg, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             ProviderMsg::Outcome(o) => state.on_outcome(&myself, o),
             ProviderMsg::Tick => state.on_tick(&myself),
@@ -184,14 +194,23 @@ impl<T: Transport> ProviderState<T> {
         self.dirty = true;
     }
 
-    fn on_breaker_change(&mut self, myself: &ActorRef<ProviderMsg>, before: BreakerState, now: Instant) {
+    fn on_breaker_change(
+        &mut self,
+        myself: &ActorRef<ProviderMsg>,
+        before: BreakerState,
+        now: Instant,
+    ) {
         if before.phase() == self.breaker.phase() && before == self.breaker {
             return;
         }
-        self.args.gate.set_phase(self.breaker.phase(), self.cfg().breaker.half_open_probes);
+        self.args
+            .gate
+            .set_phase(self.breaker.phase(), self.cfg().breaker.half_open_probes);
         if let BreakerState::Open { until, .. } = self.breaker {
             tracing::warn!(provider = %self.cfg().name, open_for_ms = until.saturating_duration_since(now).as_millis() as u64, "breaker opened");
-            myself.send_after(until.saturating_duration_since(now), || ProviderMsg::ProbeDue);
+            myself.send_after(until.saturating_duration_since(now), || {
+                ProviderMsg::ProbeDue
+            });
         } else if before.phase() != self.breaker.phase() {
             tracing::info!(provider = %self.cfg().name, phase = self.breaker.phase().as_str(), "breaker changed phase");
         }
@@ -212,8 +231,11 @@ impl<T: Transport> ProviderState<T> {
         }
         // A probe slot taken by a request that vanished without an outcome would leave the
         // breaker half-open forever; offer the slots again once nothing is in flight.
-        if matches!(self.breaker, BreakerState::HalfOpen { .. }) && self.args.gate.in_flight() == 0 {
-            self.args.gate.set_phase(self.breaker.phase(), self.cfg().breaker.half_open_probes);
+        if matches!(self.breaker, BreakerState::HalfOpen { .. }) && self.args.gate.in_flight() == 0
+        {
+            self.args
+                .gate
+                .set_phase(self.breaker.phase(), self.cfg().breaker.half_open_probes);
         }
         // Safety net for a lost ProbeDue.
         if self.breaker.probe_due(now) {
@@ -269,8 +291,14 @@ impl<T: Transport> ProviderState<T> {
 /// costs nothing.
 fn probe_uri(cfg: &ProviderConfig) -> String {
     match &cfg.kind {
-        ProviderKind::Azure { api_version } => format!("{}{}/openai/models?api-version={api_version}", cfg.base.origin(), cfg.base.path),
-        ProviderKind::OpenAi | ProviderKind::Anthropic => format!("{}{}/models", cfg.base.origin(), cfg.base.path),
+        ProviderKind::Azure { api_version } => format!(
+            "{}{}/openai/models?api-version={api_version}",
+            cfg.base.origin(),
+            cfg.base.path
+        ),
+        ProviderKind::OpenAi | ProviderKind::Anthropic => {
+            format!("{}{}/models", cfg.base.origin(), cfg.base.path)
+        }
     }
 }
 

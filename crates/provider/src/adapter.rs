@@ -53,18 +53,28 @@ pub fn encode_body(
             if stream && client_format == Format::OpenAi {
                 // Usage arrives only if asked for; we need it for cost, and strip the extra
                 // chunk again if the client did not ask (see `stream`).
-                let opts = body.entry("stream_options").or_insert_with(|| Value::Object(Map::new()));
+                let opts = body
+                    .entry("stream_options")
+                    .or_insert_with(|| Value::Object(Map::new()));
                 if let Value::Object(o) = opts {
                     o.insert("include_usage".into(), Value::Bool(true));
                 }
             }
-            return serde_json::to_vec(body).map(Bytes::from).map_err(|e| CallError::internal(e.to_string()));
+            return serde_json::to_vec(body)
+                .map(Bytes::from)
+                .map_err(|e| CallError::internal(e.to_string()));
         }
-        (Format::OpenAi, Format::Anthropic) => translate::openai_to_anthropic_request(body, upstream_model, default_max_tokens),
-        (Format::Anthropic, Format::OpenAi) => translate::anthropic_to_openai_request(body, upstream_model),
+        (Format::OpenAi, Format::Anthropic) => {
+            translate::openai_to_anthropic_request(body, upstream_model, default_max_tokens)
+        }
+        (Format::Anthropic, Format::OpenAi) => {
+            translate::anthropic_to_openai_request(body, upstream_model)
+        }
     }
     .map_err(CallError::untranslatable)?;
-    serde_json::to_vec(&value).map(Bytes::from).map_err(|e| CallError::internal(e.to_string()))
+    serde_json::to_vec(&value)
+        .map(Bytes::from)
+        .map_err(|e| CallError::internal(e.to_string()))
 }
 
 /// Builds the whole upstream HTTP request.
@@ -80,14 +90,22 @@ pub fn build_request(
 ) -> Result<Request<Full<Bytes>>, CallError> {
     let uri = match &cfg.kind {
         ProviderKind::OpenAi => openai::uri(cfg, endpoint),
-        ProviderKind::Azure { api_version } => openai::azure_uri(cfg, endpoint, upstream_model, api_version),
+        ProviderKind::Azure { api_version } => {
+            openai::azure_uri(cfg, endpoint, upstream_model, api_version)
+        }
         ProviderKind::Anthropic => anthropic::uri(cfg),
     };
     let mut req = Request::builder()
         .method(http::Method::POST)
         .uri(uri)
-        .header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
-        .header(header::ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
+        .header(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )
+        .header(
+            header::ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
     if let Ok(v) = HeaderValue::from_str(request_id) {
         req = req.header("x-request-id", v);
     }
@@ -96,7 +114,8 @@ pub fn build_request(
         ProviderKind::Azure { .. } => openai::azure_auth(req, cfg),
         ProviderKind::Anthropic => anthropic::auth(req, cfg),
     };
-    req.body(Full::new(body)).map_err(|e| CallError::internal(format!("cannot build upstream request: {e}")))
+    req.body(Full::new(body))
+        .map_err(|e| CallError::internal(format!("cannot build upstream request: {e}")))
 }
 
 /// Converts a complete (non-stream) upstream body into the client's format and reads its usage.
@@ -119,12 +138,16 @@ pub fn decode_body(
             let usage = switchyard_wire::anthropic::usage_of(&body);
             Ok((body, usage))
         }
-        (Format::OpenAi, Format::Anthropic) => translate::anthropic_response_to_openai(&body, public_model, created)
-            .map(|(b, u)| (b, Some(u)))
-            .map_err(CallError::unreadable),
-        (Format::Anthropic, Format::OpenAi) => translate::openai_response_to_anthropic(&body, public_model)
-            .map(|(b, u)| (b, Some(u)))
-            .map_err(CallError::unreadable),
+        (Format::OpenAi, Format::Anthropic) => {
+            translate::anthropic_response_to_openai(&body, public_model, created)
+                .map(|(b, u)| (b, Some(u)))
+                .map_err(CallError::unreadable)
+        }
+        (Format::Anthropic, Format::OpenAi) => {
+            translate::openai_response_to_anthropic(&body, public_model)
+                .map(|(b, u)| (b, Some(u)))
+                .map_err(CallError::unreadable)
+        }
     }
 }
 

@@ -39,7 +39,9 @@ pub enum BreakerState {
 
 impl Default for BreakerState {
     fn default() -> Self {
-        BreakerState::Closed { consecutive_failures: 0 }
+        BreakerState::Closed {
+            consecutive_failures: 0,
+        }
     }
 }
 
@@ -56,21 +58,38 @@ impl BreakerState {
     #[must_use]
     pub fn on_outcome(self, failure: bool, cfg: &BreakerConfig, now: Instant) -> Self {
         match (self, failure) {
-            (BreakerState::Closed { .. }, false) => BreakerState::Closed { consecutive_failures: 0 },
-            (BreakerState::Closed { consecutive_failures }, true) => {
+            (BreakerState::Closed { .. }, false) => BreakerState::Closed {
+                consecutive_failures: 0,
+            },
+            (
+                BreakerState::Closed {
+                    consecutive_failures,
+                },
+                true,
+            ) => {
                 let n = consecutive_failures.saturating_add(1);
                 if n >= cfg.failure_threshold {
-                    BreakerState::Open { until: now + open_period(cfg, 0), round: 0 }
+                    BreakerState::Open {
+                        until: now + open_period(cfg, 0),
+                        round: 0,
+                    }
                 } else {
-                    BreakerState::Closed { consecutive_failures: n }
+                    BreakerState::Closed {
+                        consecutive_failures: n,
+                    }
                 }
             }
             // Stragglers admitted before the breaker opened do not change an open breaker.
             (open @ BreakerState::Open { .. }, _) => open,
-            (BreakerState::HalfOpen { .. }, false) => BreakerState::Closed { consecutive_failures: 0 },
+            (BreakerState::HalfOpen { .. }, false) => BreakerState::Closed {
+                consecutive_failures: 0,
+            },
             (BreakerState::HalfOpen { round }, true) => {
                 let round = round.saturating_add(1);
-                BreakerState::Open { until: now + open_period(cfg, round), round }
+                BreakerState::Open {
+                    until: now + open_period(cfg, round),
+                    round,
+                }
             }
         }
     }
@@ -88,7 +107,10 @@ impl BreakerState {
             BreakerState::Open { round, .. } if healthy => BreakerState::HalfOpen { round },
             BreakerState::Open { round, .. } => {
                 let round = round.saturating_add(1);
-                BreakerState::Open { until: now + open_period(cfg, round), round }
+                BreakerState::Open {
+                    until: now + open_period(cfg, round),
+                    round,
+                }
             }
             other => other,
         }
@@ -105,11 +127,16 @@ impl BreakerState {
 }
 
 #[cfg(test)]
+#[expect(clippy::disallowed_methods, reason = "tests read paused tokio time directly")]
 mod tests {
     use super::*;
 
     fn cfg() -> BreakerConfig {
-        BreakerConfig { failure_threshold: 3, open: Duration::from_secs(2), half_open_probes: 1 }
+        BreakerConfig {
+            failure_threshold: 3,
+            open: Duration::from_secs(2),
+            half_open_probes: 1,
+        }
     }
 
     #[test]
@@ -119,39 +146,82 @@ mod tests {
         let mut s = BreakerState::default();
         s = s.on_outcome(true, &c, now);
         s = s.on_outcome(true, &c, now);
-        assert_eq!(s, BreakerState::Closed { consecutive_failures: 2 });
+        assert_eq!(
+            s,
+            BreakerState::Closed {
+                consecutive_failures: 2
+            }
+        );
         s = s.on_outcome(true, &c, now);
-        assert_eq!(s, BreakerState::Open { until: now + Duration::from_secs(2), round: 0 });
+        assert_eq!(
+            s,
+            BreakerState::Open {
+                until: now + Duration::from_secs(2),
+                round: 0
+            }
+        );
         assert!(!s.probe_due(now + Duration::from_secs(1)));
         assert!(s.probe_due(now + Duration::from_secs(2)));
         s = s.on_probe(true, &c, now);
         assert_eq!(s, BreakerState::HalfOpen { round: 0 });
         s = s.on_outcome(false, &c, now);
-        assert_eq!(s, BreakerState::Closed { consecutive_failures: 0 });
+        assert_eq!(
+            s,
+            BreakerState::Closed {
+                consecutive_failures: 0
+            }
+        );
     }
 
     #[test]
     fn a_success_resets_the_count() {
         let now = Instant::now();
-        let s = BreakerState::default().on_outcome(true, &cfg(), now).on_outcome(true, &cfg(), now).on_outcome(false, &cfg(), now);
-        assert_eq!(s, BreakerState::Closed { consecutive_failures: 0 });
+        let s = BreakerState::default()
+            .on_outcome(true, &cfg(), now)
+            .on_outcome(true, &cfg(), now)
+            .on_outcome(false, &cfg(), now);
+        assert_eq!(
+            s,
+            BreakerState::Closed {
+                consecutive_failures: 0
+            }
+        );
     }
 
     #[test]
     fn failed_probes_double_the_open_period_up_to_the_cap() {
         let now = Instant::now();
         let c = cfg();
-        let s = BreakerState::Open { until: now, round: 0 }.on_probe(false, &c, now);
-        assert_eq!(s, BreakerState::Open { until: now + Duration::from_secs(4), round: 1 });
+        let s = BreakerState::Open {
+            until: now,
+            round: 0,
+        }
+        .on_probe(false, &c, now);
+        assert_eq!(
+            s,
+            BreakerState::Open {
+                until: now + Duration::from_secs(4),
+                round: 1
+            }
+        );
         let s = BreakerState::HalfOpen { round: 1 }.on_outcome(true, &c, now);
-        assert_eq!(s, BreakerState::Open { until: now + Duration::from_secs(8), round: 2 });
+        assert_eq!(
+            s,
+            BreakerState::Open {
+                until: now + Duration::from_secs(8),
+                round: 2
+            }
+        );
         assert_eq!(open_period(&c, 30), MAX_OPEN);
     }
 
     #[test]
     fn stragglers_do_not_move_an_open_breaker() {
         let now = Instant::now();
-        let open = BreakerState::Open { until: now, round: 0 };
+        let open = BreakerState::Open {
+            until: now,
+            round: 0,
+        };
         assert_eq!(open.on_outcome(false, &cfg(), now), open);
         assert_eq!(open.on_outcome(true, &cfg(), now), open);
     }

@@ -80,8 +80,9 @@ pub enum CallOk {
         /// Usage as the upstream reported it (or estimated when it reported none).
         usage: Usage,
     },
-    /// A stream whose first frames have arrived.
-    Stream(UpstreamStream),
+    /// A stream whose first frames have arrived (boxed: the stream state is large and moves
+    /// through the dispatch result).
+    Stream(Box<UpstreamStream>),
 }
 
 /// Why an attempt failed. Expected outcomes (an upstream 500) are data the actor counts; this
@@ -104,32 +105,68 @@ impl CallError {
     /// The upstream rejected the request itself (4xx other than 429): retrying elsewhere would
     /// fail the same way.
     pub fn client(status: u16, message: String) -> Self {
-        Self { class: OutcomeClass::ClientError, status: Some(status), retry_after: None, message, internal: false }
+        Self {
+            class: OutcomeClass::ClientError,
+            status: Some(status),
+            retry_after: None,
+            message,
+            internal: false,
+        }
     }
 
     /// The upstream failed (5xx, broken or unreadable answer).
     pub fn server(status: Option<u16>, message: String) -> Self {
-        Self { class: OutcomeClass::ServerError, status, retry_after: None, message, internal: false }
+        Self {
+            class: OutcomeClass::ServerError,
+            status,
+            retry_after: None,
+            message,
+            internal: false,
+        }
     }
 
     /// The upstream said 429.
     pub fn rate_limited(retry_after: Option<Duration>, message: String) -> Self {
-        Self { class: OutcomeClass::RateLimited, status: Some(429), retry_after, message, internal: false }
+        Self {
+            class: OutcomeClass::RateLimited,
+            status: Some(429),
+            retry_after,
+            message,
+            internal: false,
+        }
     }
 
     /// No answer in time.
     pub fn timeout(message: String) -> Self {
-        Self { class: OutcomeClass::Timeout, status: None, retry_after: None, message, internal: false }
+        Self {
+            class: OutcomeClass::Timeout,
+            status: None,
+            retry_after: None,
+            message,
+            internal: false,
+        }
     }
 
     /// Could not connect, or the connection broke before an answer.
     pub fn connect(message: String) -> Self {
-        Self { class: OutcomeClass::Connect, status: None, retry_after: None, message, internal: false }
+        Self {
+            class: OutcomeClass::Connect,
+            status: None,
+            retry_after: None,
+            message,
+            internal: false,
+        }
     }
 
     /// Our own bug or limit; not counted against the provider.
     pub fn internal(message: String) -> Self {
-        Self { class: OutcomeClass::ClientError, status: Some(500), retry_after: None, message, internal: true }
+        Self {
+            class: OutcomeClass::ClientError,
+            status: Some(500),
+            retry_after: None,
+            message,
+            internal: true,
+        }
     }
 
     /// Whether another attempt (here or elsewhere) could succeed.
@@ -137,7 +174,10 @@ impl CallError {
         !self.internal
             && matches!(
                 self.class,
-                OutcomeClass::RateLimited | OutcomeClass::ServerError | OutcomeClass::Timeout | OutcomeClass::Connect
+                OutcomeClass::RateLimited
+                    | OutcomeClass::ServerError
+                    | OutcomeClass::Timeout
+                    | OutcomeClass::Connect
             )
     }
 }

@@ -188,7 +188,12 @@ impl BaseUrl {
         if host.is_empty() {
             return Err("has no host".into());
         }
-        Ok(Self { https, host, port, path: path.to_owned() })
+        Ok(Self {
+            https,
+            host,
+            port,
+            path: path.to_owned(),
+        })
     }
 
     /// `scheme://host:port`, for building request URIs.
@@ -212,8 +217,15 @@ impl ProviderConfigToml {
         errors: &mut Vec<String>,
     ) -> Option<ProviderConfig> {
         let start = errors.len();
-        if self.name.is_empty() || !self.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
-            errors.push(format!("{path}.name: must be non-empty and made of letters, digits, '-', '_' or '.'"));
+        if self.name.is_empty()
+            || !self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        {
+            errors.push(format!(
+                "{path}.name: must be non-empty and made of letters, digits, '-', '_' or '.'"
+            ));
         }
         let kind = match self.kind.as_str() {
             "openai" => ProviderKind::OpenAi,
@@ -226,7 +238,9 @@ impl ProviderConfigToml {
                 }
             },
             other => {
-                errors.push(format!("{path}.kind: unknown kind {other:?} (expected openai, azure or anthropic)"));
+                errors.push(format!(
+                    "{path}.kind: unknown kind {other:?} (expected openai, azure or anthropic)"
+                ));
                 ProviderKind::OpenAi
             }
         };
@@ -237,7 +251,9 @@ impl ProviderConfigToml {
             Some(var) => match env(var) {
                 Some(v) if !v.is_empty() => Some(Secret::new(v)),
                 _ => {
-                    errors.push(format!("{path}.api_key_env: environment variable {var} is not set"));
+                    errors.push(format!(
+                        "{path}.api_key_env: environment variable {var} is not set"
+                    ));
                     None
                 }
             },
@@ -251,18 +267,49 @@ impl ProviderConfigToml {
             Some(v) => v,
             None => d,
         };
-        let connect_ms = positive(self.connect_timeout_ms, DEFAULT_CONNECT_TIMEOUT_MS, "connect_timeout_ms", errors);
-        let first_ms = positive(self.first_byte_timeout_ms, DEFAULT_FIRST_BYTE_TIMEOUT_MS, "first_byte_timeout_ms", errors);
-        let total_ms = positive(self.total_timeout_ms, DEFAULT_TOTAL_TIMEOUT_MS, "total_timeout_ms", errors);
-        let threshold = positive(self.failure_threshold.map(u64::from), u64::from(DEFAULT_FAILURE_THRESHOLD), "failure_threshold", errors);
+        let connect_ms = positive(
+            self.connect_timeout_ms,
+            DEFAULT_CONNECT_TIMEOUT_MS,
+            "connect_timeout_ms",
+            errors,
+        );
+        let first_ms = positive(
+            self.first_byte_timeout_ms,
+            DEFAULT_FIRST_BYTE_TIMEOUT_MS,
+            "first_byte_timeout_ms",
+            errors,
+        );
+        let total_ms = positive(
+            self.total_timeout_ms,
+            DEFAULT_TOTAL_TIMEOUT_MS,
+            "total_timeout_ms",
+            errors,
+        );
+        let threshold = positive(
+            self.failure_threshold.map(u64::from),
+            u64::from(DEFAULT_FAILURE_THRESHOLD),
+            "failure_threshold",
+            errors,
+        );
         let open_ms = positive(self.open_ms, DEFAULT_OPEN_MS, "open_ms", errors);
-        let probes = positive(self.half_open_probes.map(u64::from), u64::from(DEFAULT_HALF_OPEN_PROBES), "half_open_probes", errors);
+        let probes = positive(
+            self.half_open_probes.map(u64::from),
+            u64::from(DEFAULT_HALF_OPEN_PROBES),
+            "half_open_probes",
+            errors,
+        );
         let mut prices = BTreeMap::new();
         for (i, m) in self.models.into_iter().enumerate() {
             if m.name.is_empty() {
                 errors.push(format!("{path}.models[{i}].name: must not be empty"));
             }
-            prices.insert(m.name, Price { input_micros_per_mtok: m.input_micros_per_mtok, output_micros_per_mtok: m.output_micros_per_mtok });
+            prices.insert(
+                m.name,
+                Price {
+                    input_micros_per_mtok: m.input_micros_per_mtok,
+                    output_micros_per_mtok: m.output_micros_per_mtok,
+                },
+            );
         }
         if errors.len() > start {
             return None;
@@ -297,12 +344,21 @@ mod tests {
     #[test]
     fn base_urls_parse() {
         let b = BaseUrl::parse("https://api.openai.com/v1/").unwrap();
-        assert_eq!((b.https, b.host.as_str(), b.port, b.path.as_str()), (true, "api.openai.com", 443, "/v1"));
+        assert_eq!(
+            (b.https, b.host.as_str(), b.port, b.path.as_str()),
+            (true, "api.openai.com", 443, "/v1")
+        );
         let b = BaseUrl::parse("http://127.0.0.1:7001").unwrap();
         assert_eq!((b.port, b.path.as_str()), (7001, ""));
         let b = BaseUrl::parse("http://[::1]:9/v1").unwrap();
         assert_eq!(b.origin(), "http://[::1]:9");
-        for bad in ["ftp://x", "http://", "http://u:p@host", "http://h/?q", "http://h:notaport"] {
+        for bad in [
+            "ftp://x",
+            "http://",
+            "http://u:p@host",
+            "http://h/?q",
+            "http://h:notaport",
+        ] {
             assert!(BaseUrl::parse(bad).is_err(), "{bad}");
         }
     }
@@ -318,9 +374,18 @@ mod tests {
             ..Default::default()
         };
         let mut errors = vec![];
-        assert!(raw.validate("providers[0]", &|_| None, &mut errors).is_none());
+        assert!(
+            raw.validate("providers[0]", &|_| None, &mut errors)
+                .is_none()
+        );
         let joined = errors.join("\n");
-        for needle in ["providers[0].name", "providers[0].api_version", "providers[0].base_url", "providers[0].api_key_env", "providers[0].open_ms"] {
+        for needle in [
+            "providers[0].name",
+            "providers[0].api_version",
+            "providers[0].base_url",
+            "providers[0].api_key_env",
+            "providers[0].open_ms",
+        ] {
             assert!(joined.contains(needle), "{needle} missing from {joined}");
         }
     }

@@ -102,7 +102,9 @@ impl Drop for Permit {
 /// its own size, which the next refills pay back: one large request is never starved forever).
 fn take(bucket: &AtomicI64, n: i64) -> bool {
     bucket
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| (v > 0).then(|| v - n))
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+            (v > 0).then(|| v - n)
+        })
         .is_ok()
 }
 
@@ -151,11 +153,17 @@ impl Gate {
         let now_ms = self.ms(now);
         if paused > now_ms {
             self.give_back_probe(probe);
-            return Err(Refusal::Paused { remaining: Duration::from_millis(paused - now_ms) });
+            return Err(Refusal::Paused {
+                remaining: Duration::from_millis(paused - now_ms),
+            });
         }
         let prev = self.in_flight.fetch_add(1, Ordering::AcqRel);
         // From here on the permit exists, so its drop returns the in-flight slot.
-        let mut permit = Permit { gate: Arc::clone(self), probe, reserved_tokens: 0 };
+        let mut permit = Permit {
+            gate: Arc::clone(self),
+            probe,
+            reserved_tokens: 0,
+        };
         if self.max_in_flight > 0 && prev >= self.max_in_flight {
             self.give_back_probe(probe);
             return Err(Refusal::Busy);
@@ -228,7 +236,9 @@ impl Gate {
 
     /// Pauses until `now + d` (extends, never shortens, a running pause).
     pub(crate) fn pause(&self, now: Instant, d: Duration) {
-        let until = self.ms(now).saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let until = self
+            .ms(now)
+            .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         self.paused_until_ms.fetch_max(until, Ordering::AcqRel);
     }
 
@@ -240,7 +250,9 @@ impl Gate {
             }
             let cap = i64::try_from(per_min).unwrap_or(i64::MAX);
             let add = i64::try_from(per_min.div_ceil(60)).unwrap_or(i64::MAX);
-            let _ = bucket.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| Some(v.saturating_add(add).min(cap)));
+            let _ = bucket.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                Some(v.saturating_add(add).min(cap))
+            });
         }
     }
 
@@ -249,13 +261,19 @@ impl Gate {
         if self.tpm == 0 {
             return;
         }
-        let diff = i64::try_from(reserved).unwrap_or(i64::MAX) - i64::try_from(actual).unwrap_or(i64::MAX);
+        let diff =
+            i64::try_from(reserved).unwrap_or(i64::MAX) - i64::try_from(actual).unwrap_or(i64::MAX);
         let cap = i64::try_from(self.tpm).unwrap_or(i64::MAX);
-        let _ = self.tpm_tokens.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| Some(v.saturating_add(diff).min(cap)));
+        let _ = self
+            .tpm_tokens
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                Some(v.saturating_add(diff).min(cap))
+            });
     }
 }
 
 #[cfg(test)]
+#[expect(clippy::disallowed_methods, reason = "tests read paused tokio time directly")]
 mod tests {
     use super::*;
 
@@ -276,29 +294,44 @@ mod tests {
         for _ in 0..120 {
             drop(g.try_admit(Instant::now(), 1).unwrap());
         }
-        assert_eq!(g.try_admit(Instant::now(), 1).unwrap_err(), Refusal::RateLimited);
+        assert_eq!(
+            g.try_admit(Instant::now(), 1).unwrap_err(),
+            Refusal::RateLimited
+        );
         g.refill_one_second();
         drop(g.try_admit(Instant::now(), 1).unwrap());
         drop(g.try_admit(Instant::now(), 1).unwrap());
-        assert_eq!(g.try_admit(Instant::now(), 1).unwrap_err(), Refusal::RateLimited);
+        assert_eq!(
+            g.try_admit(Instant::now(), 1).unwrap_err(),
+            Refusal::RateLimited
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn half_open_admits_only_the_probe_slots() {
         let g = Arc::new(Gate::new(Instant::now(), 0, 0, 0));
         g.set_phase(BreakerPhase::Open, 0);
-        assert_eq!(g.try_admit(Instant::now(), 1).unwrap_err(), Refusal::BreakerOpen);
+        assert_eq!(
+            g.try_admit(Instant::now(), 1).unwrap_err(),
+            Refusal::BreakerOpen
+        );
         g.set_phase(BreakerPhase::HalfOpen, 1);
         let p = g.try_admit(Instant::now(), 1).unwrap();
         assert!(p.probe);
-        assert_eq!(g.try_admit(Instant::now(), 1).unwrap_err(), Refusal::BreakerOpen);
+        assert_eq!(
+            g.try_admit(Instant::now(), 1).unwrap_err(),
+            Refusal::BreakerOpen
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_pause_refuses_until_it_ends() {
         let g = Arc::new(Gate::new(Instant::now(), 0, 0, 0));
         g.pause(Instant::now(), Duration::from_secs(2));
-        assert!(matches!(g.try_admit(Instant::now(), 1), Err(Refusal::Paused { .. })));
+        assert!(matches!(
+            g.try_admit(Instant::now(), 1),
+            Err(Refusal::Paused { .. })
+        ));
         tokio::time::advance(Duration::from_millis(2001)).await;
         assert!(g.try_admit(Instant::now(), 1).is_ok());
     }

@@ -89,7 +89,12 @@ impl<T: Transport> ProviderHandle<T> {
     ///
     /// # Errors
     /// [`CallError`] with the outcome class; the outcome has already been reported.
-    pub async fn call(&self, permit: Permit, req: CallRequest<'_>, body: &mut Map<String, Value>) -> Result<CallOk, CallError> {
+    pub async fn call(
+        &self,
+        permit: Permit,
+        req: CallRequest<'_>,
+        body: &mut Map<String, Value>,
+    ) -> Result<CallOk, CallError> {
         let cfg = &self.config;
         let started = self.clock.now();
         let deadline = started + cfg.total_timeout;
@@ -105,19 +110,49 @@ impl<T: Transport> ProviderHandle<T> {
             });
             e
         };
-        let encoded = adapter::encode_body(cfg, req.endpoint, body, req.upstream_model, req.stream, req.default_max_tokens);
-        let request = encoded.and_then(|b| adapter::build_request(cfg, req.endpoint, req.upstream_model, req.request_id, b));
+        let encoded = adapter::encode_body(
+            cfg,
+            req.endpoint,
+            body,
+            req.upstream_model,
+            req.stream,
+            req.default_max_tokens,
+        );
+        let request = encoded.and_then(|b| {
+            adapter::build_request(cfg, req.endpoint, req.upstream_model, req.request_id, b)
+        });
         let request = match request {
             Ok(r) => r,
             // Our inability to express the request is not the provider's failure: no report.
             Err(e) => return Err(e),
         };
-        let sent = tokio::time::timeout(cfg.first_byte_timeout, self.upstream.client.request(request)).await;
+        let sent = tokio::time::timeout(
+            cfg.first_byte_timeout,
+            self.upstream.client.request(request),
+        )
+        .await;
         let resp = match sent {
-            Err(_) => return Err(fail(CallError::timeout(format!("upstream {} sent no response headers in time", cfg.name)), &permit, None)),
+            Err(_) => {
+                return Err(fail(
+                    CallError::timeout(format!(
+                        "upstream {} sent no response headers in time",
+                        cfg.name
+                    )),
+                    &permit,
+                    None,
+                ));
+            }
             Ok(Err(e)) => {
-                let what = if e.is_connect() { "could not connect to" } else { "lost the connection to" };
-                return Err(fail(CallError::connect(format!("{what} upstream {}", cfg.name)), &permit, None));
+                let what = if e.is_connect() {
+                    "could not connect to"
+                } else {
+                    "lost the connection to"
+                };
+                return Err(fail(
+                    CallError::connect(format!("{what} upstream {}", cfg.name)),
+                    &permit,
+                    None,
+                ));
             }
             Ok(Ok(r)) => r,
         };
@@ -125,8 +160,11 @@ impl<T: Transport> ProviderHandle<T> {
         let status = resp.status();
         if !status.is_success() {
             let retry_after = retry_after(resp.headers());
-            let body = read_limited(resp.into_body(), MAX_ERROR_BODY_BYTES, deadline).await.unwrap_or_default();
-            let message = adapter::upstream_error_message(&body).unwrap_or_else(|| format!("upstream answered {}", status.as_u16()));
+            let body = read_limited(resp.into_body(), MAX_ERROR_BODY_BYTES, deadline)
+                .await
+                .unwrap_or_default();
+            let message = adapter::upstream_error_message(&body)
+                .unwrap_or_else(|| format!("upstream answered {}", status.as_u16()));
             let e = match status.as_u16() {
                 429 => CallError::rate_limited(retry_after, message),
                 408 => CallError::timeout(message),
@@ -170,17 +208,21 @@ impl<T: Transport> ProviderHandle<T> {
             });
             let left = deadline.saturating_duration_since(self.clock.now());
             stream.first_frame(cfg.first_byte_timeout.min(left)).await?;
-            return Ok(CallOk::Stream(stream));
+            return Ok(CallOk::Stream(Box::new(stream)));
         }
         let body = match read_limited(resp.into_body(), MAX_RESPONSE_BODY_BYTES, deadline).await {
             Ok(b) => b,
             Err(e) => return Err(fail(e, &permit, Some(ttft))),
         };
-        let (body, usage) = match adapter::decode_body(cfg, req.endpoint, body, req.public_model, created) {
-            Ok(x) => x,
-            Err(e) => return Err(fail(e, &permit, Some(ttft))),
-        };
-        let usage = usage.unwrap_or(Usage { prompt_tokens: req.prompt_estimate_tokens, completion_tokens: 0 });
+        let (body, usage) =
+            match adapter::decode_body(cfg, req.endpoint, body, req.public_model, created) {
+                Ok(x) => x,
+                Err(e) => return Err(fail(e, &permit, Some(ttft))),
+            };
+        let usage = usage.unwrap_or(Usage {
+            prompt_tokens: req.prompt_estimate_tokens,
+            completion_tokens: 0,
+        });
         self.report(Outcome {
             class: OutcomeClass::Ok,
             ttft: Some(ttft),
@@ -200,10 +242,19 @@ impl<T: Transport> ProviderHandle<T> {
 }
 
 /// Reads a body up to `limit` bytes before `deadline`.
-async fn read_limited(body: hyper::body::Incoming, limit: usize, deadline: tokio::time::Instant) -> Result<Bytes, CallError> {
+async fn read_limited(
+    body: hyper::body::Incoming,
+    limit: usize,
+    deadline: tokio::time::Instant,
+) -> Result<Bytes, CallError> {
     match tokio::time::timeout_at(deadline, Limited::new(body, limit).collect()).await {
-        Err(_) => Err(CallError::timeout("upstream body did not arrive before the total timeout".into())),
-        Ok(Err(e)) => Err(CallError::server(None, format!("upstream body could not be read: {e}"))),
+        Err(_) => Err(CallError::timeout(
+            "upstream body did not arrive before the total timeout".into(),
+        )),
+        Ok(Err(e)) => Err(CallError::server(
+            None,
+            format!("upstream body could not be read: {e}"),
+        )),
         Ok(Ok(c)) => Ok(c.to_bytes()),
     }
 }
@@ -212,8 +263,17 @@ async fn read_limited(body: hyper::body::Incoming, limit: usize, deadline: tokio
 fn retry_after(h: &http::HeaderMap) -> Option<Duration> {
     /// Longest pause an upstream can impose on us with one header.
     const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
-    let ms = h.get("retry-after-ms").and_then(|v| v.to_str().ok()).and_then(|s| s.trim().parse::<f64>().ok()).map(|ms| Duration::from_millis(ms.max(0.0) as u64));
-    let s = || h.get(http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|s| s.trim().parse::<u64>().ok()).map(Duration::from_secs);
+    let ms = h
+        .get("retry-after-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .map(|ms| Duration::from_millis(ms.max(0.0) as u64));
+    let s = || {
+        h.get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map(Duration::from_secs)
+    };
     ms.or_else(s).map(|d| d.min(MAX_RETRY_AFTER))
 }
 
@@ -229,9 +289,22 @@ impl<T: Transport> ProviderSet<T> {
     ///
     /// # Errors
     /// When the upstream client or an actor cannot be started.
-    pub async fn start(configs: Vec<ProviderConfig>, transport: T, clock: SharedClock, tracker: TaskTracker) -> Result<Self, std::io::Error> {
-        let internal: HashSet<String> = configs.iter().filter(|c| c.internal).map(|c| format!("{}:{}", c.base.host, c.base.port)).collect();
-        let connect_timeout = configs.iter().map(|c| c.connect_timeout).max().unwrap_or(Duration::from_secs(3));
+    pub async fn start(
+        configs: Vec<ProviderConfig>,
+        transport: T,
+        clock: SharedClock,
+        tracker: TaskTracker,
+    ) -> Result<Self, std::io::Error> {
+        let internal: HashSet<String> = configs
+            .iter()
+            .filter(|c| c.internal)
+            .map(|c| format!("{}:{}", c.base.host, c.base.port))
+            .collect();
+        let connect_timeout = configs
+            .iter()
+            .map(|c| c.connect_timeout)
+            .max()
+            .unwrap_or(Duration::from_secs(3));
         let upstream = Upstream::new(transport, internal, connect_timeout)?;
         let epoch = clock.now();
         let mut handles = Vec::new();
@@ -255,12 +328,25 @@ impl<T: Transport> ProviderSet<T> {
                 slot: Arc::clone(&slot),
             });
             by_name.insert(cfg.name.clone(), i);
-            handles.push(Arc::new(ProviderHandle { config: cfg, gate, snapshot: rx, actor: slot, upstream: upstream.clone(), clock: Arc::clone(&clock) }));
+            handles.push(Arc::new(ProviderHandle {
+                config: cfg,
+                gate,
+                snapshot: rx,
+                actor: slot,
+                upstream: upstream.clone(),
+                clock: Arc::clone(&clock),
+            }));
         }
         let (supervisor, _) = Actor::spawn(None, ProviderSupervisor::<T>::default(), children)
             .await
-            .map_err(|e| std::io::Error::other(format!("provider supervisor failed to start: {e}")))?;
-        Ok(Self { handles, by_name, supervisor })
+            .map_err(|e| {
+                std::io::Error::other(format!("provider supervisor failed to start: {e}"))
+            })?;
+        Ok(Self {
+            handles,
+            by_name,
+            supervisor,
+        })
     }
 
     /// A provider by name.
@@ -280,6 +366,12 @@ impl<T: Transport> ProviderSet<T> {
 
     /// Stops the supervisor and every provider actor, and waits for them.
     pub async fn shutdown(&self) {
-        let _ = self.supervisor.stop_and_wait(Some("node shutting down".into()), Some(Duration::from_secs(5))).await;
+        let _ = self
+            .supervisor
+            .stop_and_wait(
+                Some("node shutting down".into()),
+                Some(Duration::from_secs(5)),
+            )
+            .await;
     }
 }

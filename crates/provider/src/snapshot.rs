@@ -63,7 +63,12 @@ impl OutcomeCounts {
 
     /// All outcomes.
     pub fn total(&self) -> u64 {
-        self.ok + self.client_error + self.rate_limited + self.server_error + self.timeout + self.connect
+        self.ok
+            + self.client_error
+            + self.rate_limited
+            + self.server_error
+            + self.timeout
+            + self.connect
     }
 
     /// Outcomes that are not 2xx.
@@ -101,12 +106,17 @@ pub struct LatencyWindow {
 impl LatencyWindow {
     /// An empty window.
     pub fn new() -> Self {
-        Self { current: new_histogram(), previous: new_histogram() }
+        Self {
+            current: new_histogram(),
+            previous: new_histogram(),
+        }
     }
 
     /// Records one duration (clamped to the bounds).
     pub fn record(&mut self, d: Duration) {
-        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX).clamp(HIST_LOW_US, HIST_HIGH_US);
+        let us = u64::try_from(d.as_micros())
+            .unwrap_or(u64::MAX)
+            .clamp(HIST_LOW_US, HIST_HIGH_US);
         let _ = self.current.record(us);
     }
 
@@ -133,7 +143,11 @@ impl LatencyWindow {
         }
         let mut merged = self.current.clone();
         let _ = merged.add(&self.previous);
-        Quantiles { p50: merged.value_at_quantile(0.50), p95: merged.value_at_quantile(0.95), p99: merged.value_at_quantile(0.99) }
+        Quantiles {
+            p50: merged.value_at_quantile(0.50),
+            p95: merged.value_at_quantile(0.95),
+            p99: merged.value_at_quantile(0.99),
+        }
     }
 }
 
@@ -144,9 +158,13 @@ impl Default for LatencyWindow {
 }
 
 /// A histogram with the shared bounds.
-#[expect(clippy::expect_used, reason = "the bounds are constants that hdrhistogram accepts (low >= 1, high >= 2 * low, sigfig <= 5)")]
+#[expect(
+    clippy::expect_used,
+    reason = "the bounds are constants that hdrhistogram accepts (low >= 1, high >= 2 * low, sigfig <= 5)"
+)]
 pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(HIST_LOW_US, HIST_HIGH_US, HIST_SIGFIG).expect("valid histogram bounds")
+    Histogram::new_with_bounds(HIST_LOW_US, HIST_HIGH_US, HIST_SIGFIG)
+        .expect("valid histogram bounds")
 }
 
 #[cfg(test)]

@@ -26,7 +26,10 @@ use crate::gate::Permit;
 /// How frames are produced from upstream events.
 enum Mode {
     /// OpenAI in, OpenAI out. `strip_usage` drops the usage-only chunk the client did not ask for.
-    OpenAiPass { obs: openai::StreamObserver, strip_usage: bool },
+    OpenAiPass {
+        obs: openai::StreamObserver,
+        strip_usage: bool,
+    },
     /// Anthropic in, Anthropic out.
     AnthropicPass { obs: anthropic::StreamObserver },
     /// Anthropic upstream, OpenAI client.
@@ -112,14 +115,19 @@ pub(crate) struct StreamParts {
 impl UpstreamStream {
     pub(crate) fn new(p: StreamParts) -> Self {
         let mode = match (p.upstream_format, p.client_format) {
-            (Format::OpenAi, Format::OpenAi) => Mode::OpenAiPass { obs: openai::StreamObserver::new(), strip_usage: !p.client_include_usage },
-            (Format::Anthropic, Format::Anthropic) => Mode::AnthropicPass { obs: anthropic::StreamObserver::new() },
-            (Format::Anthropic, Format::OpenAi) => {
-                Mode::AnthropicToOpenAi(AnthropicToOpenAiStream::new(&p.public_model, p.client_include_usage, p.created))
-            }
-            (Format::OpenAi, Format::Anthropic) => {
-                Mode::OpenAiToAnthropic(OpenAiToAnthropicStream::new(&p.public_model, &format!("msg_{}", p.request_id)))
-            }
+            (Format::OpenAi, Format::OpenAi) => Mode::OpenAiPass {
+                obs: openai::StreamObserver::new(),
+                strip_usage: !p.client_include_usage,
+            },
+            (Format::Anthropic, Format::Anthropic) => Mode::AnthropicPass {
+                obs: anthropic::StreamObserver::new(),
+            },
+            (Format::Anthropic, Format::OpenAi) => Mode::AnthropicToOpenAi(
+                AnthropicToOpenAiStream::new(&p.public_model, p.client_include_usage, p.created),
+            ),
+            (Format::OpenAi, Format::Anthropic) => Mode::OpenAiToAnthropic(
+                OpenAiToAnthropicStream::new(&p.public_model, &format!("msg_{}", p.request_id)),
+            ),
         };
         Self {
             body: p.body,
@@ -151,7 +159,9 @@ impl UpstreamStream {
     /// Not cancel safe: frames read so far stay buffered in `self`, which is fine because a
     /// cancelled first read drops the whole stream.
     pub async fn first_frame(&mut self, timeout: Duration) -> Result<(), CallError> {
-        let wait = futures::future::poll_fn(|cx| self.fill(cx));
+        // Wait for the first *token* (not just the role or message_start frame): until then the
+        // client has nothing of substance, and a stream that dies between the two is retryable.
+        let wait = futures::future::poll_fn(|cx| self.fill_while(cx, |s| s.ttft.is_none()));
         match tokio::time::timeout(timeout, wait).await {
             // Something from upstream is ready for the client.
             Ok(()) if self.ttft.is_some() => Ok(()),
@@ -159,20 +169,33 @@ impl UpstreamStream {
             // error frame and let the node retry elsewhere.
             Ok(()) => {
                 self.pending.clear();
-                Err(CallError::server(Some(200), "upstream stream ended before its first event".into()))
+                Err(CallError::server(
+                    Some(200),
+                    "upstream stream ended before its first event".into(),
+                ))
             }
             Err(_) => {
                 self.finish(OutcomeClass::Timeout, false);
-                Err(CallError::timeout("upstream stream sent no event before the first-byte timeout".into()))
+                Err(CallError::timeout(
+                    "upstream stream sent no event before the first-byte timeout".into(),
+                ))
             }
         }
     }
 
     /// Polls upstream until at least one frame is pending or the stream has ended.
     fn fill(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        while self.pending.is_empty() && !self.ended {
+        self.fill_while(cx, |s| s.pending.is_empty())
+    }
+
+    /// Polls upstream while `more` holds and the stream has not ended.
+    fn fill_while(&mut self, cx: &mut Context<'_>, more: fn(&Self) -> bool) -> Poll<()> {
+        while more(self) && !self.ended {
             if self.deadline.as_mut().poll(cx).is_ready() {
-                self.cut(OutcomeClass::Timeout, "upstream stream exceeded the total timeout");
+                self.cut(
+                    OutcomeClass::Timeout,
+                    "upstream stream exceeded the total timeout",
+                );
                 break;
             }
             match Pin::new(&mut self.body).poll_frame(cx) {
@@ -188,12 +211,17 @@ impl UpstreamStream {
                         }
                     }
                 }
-                Poll::Ready(Some(Err(_))) => self.cut(OutcomeClass::ServerError, "upstream stream broke mid-way"),
+                Poll::Ready(Some(Err(_))) => {
+                    self.cut(OutcomeClass::ServerError, "upstream stream broke mid-way")
+                }
                 Poll::Ready(None) => {
                     if self.mode.done() {
                         self.finish(OutcomeClass::Ok, false);
                     } else {
-                        self.cut(OutcomeClass::ServerError, "upstream stream ended before completion");
+                        self.cut(
+                            OutcomeClass::ServerError,
+                            "upstream stream ended before completion",
+                        );
                     }
                 }
             }
@@ -206,7 +234,8 @@ impl UpstreamStream {
         match &mut self.mode {
             Mode::OpenAiPass { obs, strip_usage } => {
                 obs.observe(ev);
-                let usage_only = *strip_usage && ev.data.starts_with('{') && ev.data.contains("\"choices\":[]");
+                let usage_only =
+                    *strip_usage && ev.data.starts_with('{') && ev.data.contains("\"choices\":[]");
                 if !usage_only {
                     self.pending.push_back(data_frame(&ev.data));
                 }
@@ -221,7 +250,10 @@ impl UpstreamStream {
             Mode::AnthropicToOpenAi(t) => {
                 let mut out = Vec::new();
                 if t.on_event(ev, &mut out).is_err() {
-                    self.cut(OutcomeClass::ServerError, "upstream stream sent an unreadable event");
+                    self.cut(
+                        OutcomeClass::ServerError,
+                        "upstream stream sent an unreadable event",
+                    );
                     return;
                 }
                 self.pending.extend(out);
@@ -229,13 +261,19 @@ impl UpstreamStream {
             Mode::OpenAiToAnthropic(t) => {
                 let mut out = Vec::new();
                 if t.on_event(ev, &mut out).is_err() {
-                    self.cut(OutcomeClass::ServerError, "upstream stream sent an unreadable event");
+                    self.cut(
+                        OutcomeClass::ServerError,
+                        "upstream stream sent an unreadable event",
+                    );
                     return;
                 }
                 self.pending.extend(out);
             }
         }
-        if self.ttft.is_none() && self.pending.len() > before {
+        if self.ttft.is_none()
+            && self.pending.len() > before
+            && (self.mode.tokens_seen() > 0 || self.mode.done())
+        {
             self.ttft = Some(self.clock.now().saturating_duration_since(self.started));
         }
         if self.mode.done() {
@@ -249,11 +287,40 @@ impl UpstreamStream {
             return;
         }
         let frame = match self.client_format {
-            Format::OpenAi => openai::stream_error_frame(message, "api_error", Some("upstream_stream_error")),
+            Format::OpenAi => {
+                openai::stream_error_frame(message, "api_error", Some("upstream_stream_error"))
+            }
             Format::Anthropic => anthropic::stream_error_frame("api_error", message),
         };
         self.pending.push_back(frame);
         self.finish(class, false);
+    }
+
+    /// The usage to account for a stream that ended with `class`, and whether the upstream
+    /// reported it. A clean end carries the upstream's own figures. A cut or abandoned stream is
+    /// billed at least what was seen: Anthropic reports prompt tokens up front but completion
+    /// tokens only at the end, OpenAI reports nothing until the end, so the completion count is
+    /// the larger of the reported and the observed, and a missing prompt count is estimated
+    /// from the request size (an over-estimate, which keeps budgets safe).
+    fn usage_at_end(&self, class: OutcomeClass) -> (Usage, bool) {
+        let seen = self.mode.tokens_seen();
+        match self.mode.usage() {
+            Some(u) if class == OutcomeClass::Ok && self.mode.done() => (u, true),
+            Some(u) => (
+                Usage {
+                    prompt_tokens: u.prompt_tokens.max(1),
+                    completion_tokens: u.completion_tokens.max(seen),
+                },
+                false,
+            ),
+            None => (
+                Usage {
+                    prompt_tokens: self.prompt_estimate_tokens,
+                    completion_tokens: seen,
+                },
+                false,
+            ),
+        }
     }
 
     /// Marks the end and runs the hook once.
@@ -263,15 +330,16 @@ impl UpstreamStream {
             self.end_class = class;
         }
         if let Some(hook) = self.hook.take() {
-            let (usage, reported) = match self.mode.usage() {
-                Some(u) if u.completion_tokens > 0 || u.prompt_tokens > 0 => (u, true),
-                _ => (
-                    Usage { prompt_tokens: self.prompt_estimate_tokens, completion_tokens: self.mode.tokens_seen() },
-                    false,
-                ),
-            };
+            let (usage, reported) = self.usage_at_end(class);
             let total = self.clock.now().saturating_duration_since(self.started);
-            let end = StreamEnd { class, usage, usage_reported: reported, client_gone, ttft: self.ttft, total };
+            let end = StreamEnd {
+                class,
+                usage,
+                usage_reported: reported,
+                client_gone,
+                ttft: self.ttft,
+                total,
+            };
             hook(end);
             if let Some(node_hook) = self.node_hook.take() {
                 node_hook(end);
@@ -285,12 +353,12 @@ impl UpstreamStream {
     pub fn on_end(&mut self, hook: StreamHook) {
         if self.hook.is_none() {
             // Already ended: run it now with what the end looked like.
-            let usage = self.mode.usage().unwrap_or(Usage { prompt_tokens: self.prompt_estimate_tokens, completion_tokens: self.mode.tokens_seen() });
+            let (usage, usage_reported) = self.usage_at_end(self.end_class);
             let total = self.clock.now().saturating_duration_since(self.started);
             hook(StreamEnd {
                 class: self.end_class,
                 usage,
-                usage_reported: self.mode.usage().is_some(),
+                usage_reported,
                 client_gone: false,
                 ttft: self.ttft,
                 total,

@@ -60,15 +60,29 @@ impl<T: Transport> Actor for ProviderSupervisor<T> {
     type State = SupervisorState<T>;
     type Arguments = Vec<Child<T>>;
 
-    async fn pre_start(&self, myself: ActorRef<Self::Msg>, children: Self::Arguments) -> Result<Self::State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        children: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
         for child in &children {
-            let (actor, _) = Actor::spawn_linked(None, ProviderActor::<T>::default(), child.args.clone(), myself.get_cell()).await?;
+            let (actor, _) = Actor::spawn_linked(
+                None,
+                ProviderActor::<T>::default(),
+                child.args.clone(),
+                myself.get_cell(),
+            )
+            .await?;
             set_slot(&child.slot, Some(actor));
         }
         Ok(SupervisorState { children })
     }
 
-    async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         for child in &state.children {
             let actor = child.slot.read().ok().and_then(|g| g.clone());
             if let Some(a) = actor {
@@ -79,37 +93,65 @@ impl<T: Transport> Actor for ProviderSupervisor<T> {
         Ok(())
     }
 
-    async fn handle(&self, myself: ActorRef<Self::Msg>, msg: Self::Msg, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         let SupervisorMsg::Respawn(i) = msg;
         if let Some(child) = state.children.get_mut(i) {
             child.args.restarts = child.args.restarts.saturating_add(1);
-            match Actor::spawn_linked(None, ProviderActor::<T>::default(), child.args.clone(), myself.get_cell()).await {
+            match Actor::spawn_linked(
+                None,
+                ProviderActor::<T>::default(),
+                child.args.clone(),
+                myself.get_cell(),
+            )
+            .await
+            {
                 Ok((actor, _)) => {
                     tracing::info!(provider = %child.args.config.name, restarts = child.args.restarts, "provider actor restarted");
                     set_slot(&child.slot, Some(actor));
                 }
                 Err(e) => {
                     tracing::error!(provider = %child.args.config.name, error = %e, "provider actor failed to restart");
-                    myself.send_after(restart_delay(child.args.restarts), move || SupervisorMsg::Respawn(i));
+                    myself.send_after(restart_delay(child.args.restarts), move || {
+                        SupervisorMsg::Respawn(i)
+                    });
                 }
             }
         }
         Ok(())
     }
 
-    async fn handle_supervisor_evt(&self, myself: ActorRef<Self::Msg>, evt: SupervisionEvent, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        evt: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         let (cell, why) = match evt {
             SupervisionEvent::ActorFailed(cell, err) => (cell, format!("failed: {err}")),
-            SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, format!("terminated: {}", reason.unwrap_or_default())),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                (cell, format!("terminated: {}", reason.unwrap_or_default()))
+            }
             _ => return Ok(()),
         };
         let dead = cell.get_id();
         for (i, child) in state.children.iter().enumerate() {
-            let is_it = child.slot.read().ok().and_then(|g| g.as_ref().map(|a| a.get_id() == dead)).unwrap_or(false);
+            let is_it = child
+                .slot
+                .read()
+                .ok()
+                .and_then(|g| g.as_ref().map(|a| a.get_id() == dead))
+                .unwrap_or(false);
             if is_it {
                 tracing::warn!(provider = %child.args.config.name, reason = %why, "provider actor stopped; restarting");
                 set_slot(&child.slot, None);
-                myself.send_after(restart_delay(child.args.restarts), move || SupervisorMsg::Respawn(i));
+                myself.send_after(restart_delay(child.args.restarts), move || {
+                    SupervisorMsg::Respawn(i)
+                });
             }
         }
         Ok(())
@@ -117,5 +159,7 @@ impl<T: Transport> Actor for ProviderSupervisor<T> {
 }
 
 fn restart_delay(restarts: u32) -> Duration {
-    FIRST_RESTART_DELAY.saturating_mul(1u32.checked_shl(restarts.min(16)).unwrap_or(u32::MAX)).min(MAX_RESTART_DELAY)
+    FIRST_RESTART_DELAY
+        .saturating_mul(1u32.checked_shl(restarts.min(16)).unwrap_or(u32::MAX))
+        .min(MAX_RESTART_DELAY)
 }

@@ -52,13 +52,19 @@ impl<T: Transport> tower_service::Service<Uri> for SeamConnector<T> {
         let internal = Arc::clone(&self.internal);
         let timeout = self.connect_timeout;
         Box::pin(async move {
-            let host = uri.host().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "upstream uri has no host"))?;
+            let host = uri.host().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "upstream uri has no host")
+            })?;
             let https = uri.scheme_str() == Some("https");
             let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-            let allow_private = internal.contains(&format!("{}:{port}", host.trim_start_matches('[').trim_end_matches(']')));
-            let stream = tokio::time::timeout(timeout, transport.connect(host, port, allow_private))
-                .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+            let allow_private = internal.contains(&format!(
+                "{}:{port}",
+                host.trim_start_matches('[').trim_end_matches(']')
+            ));
+            let stream =
+                tokio::time::timeout(timeout, transport.connect(host, port, allow_private))
+                    .await
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
             Ok(TokioIo::new(stream))
         })
     }
@@ -79,13 +85,25 @@ impl<T: Transport> Upstream<T> {
     ///
     /// # Errors
     /// When the platform's TLS configuration cannot be built.
-    pub fn new(transport: T, internal_hosts: HashSet<String>, connect_timeout: Duration) -> io::Result<Self> {
-        let connector = SeamConnector { transport, internal: Arc::new(internal_hosts), connect_timeout };
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(io::Error::other)?
-            .with_root_certificates(rustls::RootCertStore { roots: webpki_roots_anchors() })
-            .with_no_client_auth();
+    pub fn new(
+        transport: T,
+        internal_hosts: HashSet<String>,
+        connect_timeout: Duration,
+    ) -> io::Result<Self> {
+        let connector = SeamConnector {
+            transport,
+            internal: Arc::new(internal_hosts),
+            connect_timeout,
+        };
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(io::Error::other)?
+        .with_root_certificates(rustls::RootCertStore {
+            roots: webpki_roots_anchors(),
+        })
+        .with_no_client_auth();
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()

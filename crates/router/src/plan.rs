@@ -64,7 +64,9 @@ pub fn plan<R: Rng>(
     view: &dyn Fn(&Target) -> TargetView,
     rng: &mut R,
 ) -> Result<Vec<Candidate>, PlanError> {
-    let route = table.get(model).ok_or_else(|| PlanError::UnknownModel(model.to_owned()))?;
+    let route = table
+        .get(model)
+        .ok_or_else(|| PlanError::UnknownModel(model.to_owned()))?;
     let mut out: Vec<Candidate> = Vec::with_capacity(route.targets.len());
     let mut chain = vec![route];
     let mut i = 0;
@@ -76,19 +78,29 @@ pub fn plan<R: Rng>(
             .map(|(k, t)| (k, t, view(t)))
             .filter(|(_, _, v)| v.supports)
             .collect();
-        let s = if i == 0 { strategy.unwrap_or(r.strategy) } else { r.strategy };
+        let s = if i == 0 {
+            strategy.unwrap_or(r.strategy)
+        } else {
+            r.strategy
+        };
         s.order(&mut views, rng);
         for (_, t, v) in views {
-            if !out.iter().any(|c| c.target.provider == t.provider && c.target.upstream_model == t.upstream_model) {
-                out.push(Candidate { target: t.clone(), public_model: r.model.clone(), available: v.available });
+            if !out.iter().any(|c| {
+                c.target.provider == t.provider && c.target.upstream_model == t.upstream_model
+            }) {
+                out.push(Candidate {
+                    target: t.clone(),
+                    public_model: r.model.clone(),
+                    available: v.available,
+                });
             }
         }
         if chain.len() <= MAX_FALLBACK_DEPTH {
             for f in &r.fallbacks {
-                if let Some(fr) = table.get(f) {
-                    if !chain.iter().any(|c| c.model == fr.model) {
-                        chain.push(fr);
-                    }
+                if let Some(fr) = table.get(f)
+                    && !chain.iter().any(|c| c.model == fr.model)
+                {
+                    chain.push(fr);
                 }
             }
         }
@@ -110,10 +122,24 @@ mod tests {
     use rand::rngs::StdRng;
 
     fn table() -> RouteTable {
-        let t = |p: &str, m: &str| TargetToml { provider: p.into(), model: Some(m.into()), weight: None };
+        let t = |p: &str, m: &str| TargetToml {
+            provider: p.into(),
+            model: Some(m.into()),
+            weight: None,
+        };
         let raw = vec![
-            RouteConfigToml { model: "small".into(), strategy: None, targets: vec![t("a", "s-a"), t("b", "s-b")], fallbacks: vec!["big".into()] },
-            RouteConfigToml { model: "big".into(), strategy: None, targets: vec![t("c", "b-c"), t("a", "s-a")], fallbacks: vec!["small".into()] },
+            RouteConfigToml {
+                model: "small".into(),
+                strategy: None,
+                targets: vec![t("a", "s-a"), t("b", "s-b")],
+                fallbacks: vec!["big".into()],
+            },
+            RouteConfigToml {
+                model: "big".into(),
+                strategy: None,
+                targets: vec![t("c", "b-c"), t("a", "s-a")],
+                fallbacks: vec!["small".into()],
+            },
         ];
         let mut errors = vec![];
         let table = RouteTable::build(raw, &|_| true, &mut errors);
@@ -122,21 +148,44 @@ mod tests {
     }
 
     fn all_up(_: &Target) -> TargetView {
-        TargetView { available: true, supports: true, ..TargetView::default() }
+        TargetView {
+            available: true,
+            supports: true,
+            ..TargetView::default()
+        }
     }
 
     #[test]
     fn plan_follows_priority_then_fallback_models_without_duplicates_or_cycles() {
         let mut rng = StdRng::seed_from_u64(0);
         let p = plan(&table(), "small", None, &all_up, &mut rng).unwrap();
-        let names: Vec<_> = p.iter().map(|c| (c.target.provider.as_str().to_owned(), c.public_model.clone())).collect();
-        assert_eq!(names, vec![("a".into(), "small".into()), ("b".into(), "small".into()), ("c".into(), "big".into())]);
+        let names: Vec<_> = p
+            .iter()
+            .map(|c| {
+                (
+                    c.target.provider.as_str().to_owned(),
+                    c.public_model.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("a".into(), "small".into()),
+                ("b".into(), "small".into()),
+                ("c".into(), "big".into())
+            ]
+        );
     }
 
     #[test]
     fn unavailable_targets_go_last() {
         let mut rng = StdRng::seed_from_u64(0);
-        let view = |t: &Target| TargetView { available: t.provider.as_str() != "a", supports: true, ..TargetView::default() };
+        let view = |t: &Target| TargetView {
+            available: t.provider.as_str() != "a",
+            supports: true,
+            ..TargetView::default()
+        };
         let p = plan(&table(), "small", None, &view, &mut rng).unwrap();
         assert_eq!(p[0].target.provider.as_str(), "b");
         assert_eq!(p.last().unwrap().target.provider.as_str(), "a");
@@ -146,9 +195,15 @@ mod tests {
     #[test]
     fn unknown_and_unsupported_models_are_errors() {
         let mut rng = StdRng::seed_from_u64(0);
-        assert_eq!(plan(&table(), "nope", None, &all_up, &mut rng), Err(PlanError::UnknownModel("nope".into())));
+        assert_eq!(
+            plan(&table(), "nope", None, &all_up, &mut rng),
+            Err(PlanError::UnknownModel("nope".into()))
+        );
         let none = |_: &Target| TargetView::default();
-        assert_eq!(plan(&table(), "small", None, &none, &mut rng), Err(PlanError::Unsupported("small".into())));
+        assert_eq!(
+            plan(&table(), "small", None, &none, &mut rng),
+            Err(PlanError::Unsupported("small".into()))
+        );
     }
 
     #[test]
@@ -156,13 +211,22 @@ mod tests {
         let raw = vec![RouteConfigToml {
             model: "m".into(),
             strategy: Some("fastest".into()),
-            targets: vec![TargetToml { provider: "ghost".into(), model: None, weight: Some(0) }],
+            targets: vec![TargetToml {
+                provider: "ghost".into(),
+                model: None,
+                weight: Some(0),
+            }],
             fallbacks: vec!["missing".into()],
         }];
         let mut errors = vec![];
         RouteTable::build(raw, &|p| p != "ghost", &mut errors);
         let all = errors.join("\n");
-        for needle in ["routes[0].strategy", "routes[0].targets[0].provider", "routes[0].targets[0].weight", "routes[0].fallbacks[0]"] {
+        for needle in [
+            "routes[0].strategy",
+            "routes[0].targets[0].provider",
+            "routes[0].targets[0].weight",
+            "routes[0].fallbacks[0]",
+        ] {
             assert!(all.contains(needle), "{needle} not in {all}");
         }
     }

@@ -24,7 +24,11 @@ pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { max_retries: DEFAULT_MAX_RETRIES, backoff_base: DEFAULT_BACKOFF_BASE, backoff_max: DEFAULT_BACKOFF_MAX }
+        Self {
+            max_retries: DEFAULT_MAX_RETRIES,
+            backoff_base: DEFAULT_BACKOFF_BASE,
+            backoff_max: DEFAULT_BACKOFF_MAX,
+        }
     }
 }
 
@@ -38,7 +42,9 @@ impl RetryPolicy {
     /// already tried: exponential from `backoff_base`, capped. Moving on to a fresh target needs
     /// no wait, since that provider has not failed.
     pub fn backoff(&self, round: u32) -> Duration {
-        self.backoff_base.saturating_mul(1u32.checked_shl(round.min(16)).unwrap_or(u32::MAX)).min(self.backoff_max)
+        self.backoff_base
+            .saturating_mul(1u32.checked_shl(round.min(16)).unwrap_or(u32::MAX))
+            .min(self.backoff_max)
     }
 }
 

@@ -68,7 +68,11 @@ pub struct RouteTable {
 impl RouteTable {
     /// Validates the raw routes against the known provider names, appending each problem with
     /// its TOML path to `errors`.
-    pub fn build(raw: Vec<RouteConfigToml>, provider_exists: &dyn Fn(&str) -> bool, errors: &mut Vec<String>) -> Self {
+    pub fn build(
+        raw: Vec<RouteConfigToml>,
+        provider_exists: &dyn Fn(&str) -> bool,
+        errors: &mut Vec<String>,
+    ) -> Self {
         let mut table = RouteTable::default();
         for (i, r) in raw.iter().enumerate() {
             let path = format!("routes[{i}]");
@@ -93,10 +97,15 @@ impl RouteTable {
             let mut targets = Vec::new();
             for (j, t) in r.targets.iter().enumerate() {
                 if !provider_exists(&t.provider) {
-                    errors.push(format!("{path}.targets[{j}].provider: no provider named {:?}", t.provider));
+                    errors.push(format!(
+                        "{path}.targets[{j}].provider: no provider named {:?}",
+                        t.provider
+                    ));
                 }
                 if t.weight == Some(0) {
-                    errors.push(format!("{path}.targets[{j}].weight: must be greater than 0"));
+                    errors.push(format!(
+                        "{path}.targets[{j}].weight: must be greater than 0"
+                    ));
                 }
                 targets.push(Target {
                     provider: ProviderName::new(&t.provider),
@@ -105,7 +114,15 @@ impl RouteTable {
                 });
             }
             table.order.push(r.model.clone());
-            table.routes.insert(r.model.clone(), Route { model: r.model.clone(), strategy, targets, fallbacks: r.fallbacks.clone() });
+            table.routes.insert(
+                r.model.clone(),
+                Route {
+                    model: r.model.clone(),
+                    strategy,
+                    targets,
+                    fallbacks: r.fallbacks.clone(),
+                },
+            );
         }
         for (i, r) in raw.iter().enumerate() {
             for (j, f) in r.fallbacks.iter().enumerate() {

@@ -89,7 +89,11 @@ mod tests {
     use switchyard_core::ProviderName;
 
     fn t(p: &str, w: u32) -> Target {
-        Target { provider: ProviderName::new(p), upstream_model: "m".into(), weight: w }
+        Target {
+            provider: ProviderName::new(p),
+            upstream_model: "m".into(),
+            weight: w,
+        }
     }
 
     #[test]
@@ -99,7 +103,10 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(7);
         let mut first_a = 0;
         for _ in 0..4000 {
-            let mut v = vec![(0, &a, TargetView::default()), (1, &b, TargetView::default())];
+            let mut v = vec![
+                (0, &a, TargetView::default()),
+                (1, &b, TargetView::default()),
+            ];
             Strategy::Weighted.order(&mut v, &mut rng);
             if v[0].0 == 0 {
                 first_a += 1;
@@ -112,15 +119,28 @@ mod tests {
     fn least_busy_and_lowest_latency_order_by_their_measure() {
         let a = t("a", 1);
         let b = t("b", 1);
-        let busy = TargetView { in_flight: 5, latency_p50_us: 100, latency_samples: 10, ..TargetView::default() };
-        let idle = TargetView { in_flight: 1, latency_p50_us: 900, latency_samples: 10, ..TargetView::default() };
+        let busy = TargetView {
+            in_flight: 5,
+            latency_p50_us: 100,
+            latency_samples: 10,
+            ..TargetView::default()
+        };
+        let idle = TargetView {
+            in_flight: 1,
+            latency_p50_us: 900,
+            latency_samples: 10,
+            ..TargetView::default()
+        };
         let mut rng = StdRng::seed_from_u64(1);
         let mut v = vec![(0, &a, busy), (1, &b, idle)];
         Strategy::LeastBusy.order(&mut v, &mut rng);
         assert_eq!(v[0].0, 1);
         Strategy::LowestLatency.order(&mut v, &mut rng);
         assert_eq!(v[0].0, 0);
-        let unmeasured = TargetView { latency_samples: 0, ..TargetView::default() };
+        let unmeasured = TargetView {
+            latency_samples: 0,
+            ..TargetView::default()
+        };
         let mut v = vec![(0, &a, busy), (1, &b, unmeasured)];
         Strategy::LowestLatency.order(&mut v, &mut rng);
         assert_eq!(v[0].0, 1, "an unmeasured target is explored first");

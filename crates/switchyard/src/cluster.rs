@@ -63,7 +63,11 @@ const FLEET: [MockSpec; 3] = [
         kind: "openai",
         ttft_ms: 20,
         per_token_ms: 2,
-        prices: &[("gpt-4o-mini", 150_000, 600_000), ("gpt-4o", 2_500_000, 10_000_000), ("text-embedding-3-small", 20_000, 0)],
+        prices: &[
+            ("gpt-4o-mini", 150_000, 600_000),
+            ("gpt-4o", 2_500_000, 10_000_000),
+            ("text-embedding-3-small", 20_000, 0),
+        ],
     },
     MockSpec {
         name: "mock-b",
@@ -77,15 +81,50 @@ const FLEET: [MockSpec; 3] = [
             ("claude-3-5-haiku", 960_000, 4_800_000),
         ],
     },
-    MockSpec { name: "mock-c", kind: "anthropic", ttft_ms: 40, per_token_ms: 3, prices: &[("claude-3-5-haiku", 800_000, 4_000_000)] },
+    MockSpec {
+        name: "mock-c",
+        kind: "anthropic",
+        ttft_ms: 40,
+        per_token_ms: 3,
+        prices: &[("claude-3-5-haiku", 800_000, 4_000_000)],
+    },
 ];
 
-/// Demo routes: (public model, strategy, [(provider, upstream model)], fallbacks).
-const ROUTES: [(&str, &str, &[(&str, &str)], &[&str]); 4] = [
-    ("gpt-4o-mini", "priority", &[("mock-a", "gpt-4o-mini"), ("mock-b", "gpt-4o-mini")], &[]),
-    ("gpt-4o", "priority", &[("mock-a", "gpt-4o"), ("mock-b", "gpt-4o")], &["gpt-4o-mini"]),
-    ("claude-3-5-haiku", "priority", &[("mock-c", "claude-3-5-haiku"), ("mock-b", "claude-3-5-haiku")], &[]),
-    ("text-embedding-3-small", "priority", &[("mock-a", "text-embedding-3-small"), ("mock-b", "text-embedding-3-small")], &[]),
+/// A demo route: (public model, strategy, [(provider, upstream model)], fallback models).
+type DemoRoute = (&'static str, &'static str, &'static [(&'static str, &'static str)], &'static [&'static str]);
+
+/// Demo routes.
+const ROUTES: [DemoRoute; 4] = [
+    (
+        "gpt-4o-mini",
+        "priority",
+        &[("mock-a", "gpt-4o-mini"), ("mock-b", "gpt-4o-mini")],
+        &[],
+    ),
+    (
+        "gpt-4o",
+        "priority",
+        &[("mock-a", "gpt-4o"), ("mock-b", "gpt-4o")],
+        &["gpt-4o-mini"],
+    ),
+    (
+        "claude-3-5-haiku",
+        "priority",
+        &[
+            ("mock-c", "claude-3-5-haiku"),
+            ("mock-b", "claude-3-5-haiku"),
+        ],
+        &[],
+    ),
+    (
+        "text-embedding-3-small",
+        "priority",
+        &[
+            ("mock-a", "text-embedding-3-small"),
+            ("mock-b", "text-embedding-3-small"),
+        ],
+        &[],
+    ),
 ];
 
 /// How long children get to stop after SIGTERM before they are killed.
@@ -110,7 +149,8 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         bail!("--nodes must be at least 1");
     }
     let dir = &args.data_dir;
-    std::fs::create_dir_all(dir.join("logs")).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(dir.join("logs"))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     let secrets = Secrets::load_or_create(dir)?;
     let exe = std::env::current_exe().context("cannot find the switchyard executable")?;
     let mut children: Vec<Running> = Vec::new();
@@ -141,12 +181,30 @@ impl Secrets {
     fn load_or_create(dir: &Path) -> anyhow::Result<Self> {
         let path = dir.join("secrets.json");
         if let Ok(text) = std::fs::read_to_string(&path) {
-            let v: Value = serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
-            let get = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned).with_context(|| format!("{} has no {k}", path.display()));
-            return Ok(Self { cluster_secret: get("cluster_secret")?, demo_key: get("demo_key")?, admin_token: get("admin_token")? });
+            let v: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not valid JSON", path.display()))?;
+            let get = |k: &str| {
+                v.get(k)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .with_context(|| format!("{} has no {k}", path.display()))
+            };
+            return Ok(Self {
+                cluster_secret: get("cluster_secret")?,
+                demo_key: get("demo_key")?,
+                admin_token: get("admin_token")?,
+            });
         }
-        let fresh = || switchyard_core::secret::generate_virtual_key().expose().clone();
-        let s = Self { cluster_secret: fresh(), demo_key: fresh(), admin_token: fresh().replacen("sk-sy-", "sy-admin-", 1) };
+        let fresh = || {
+            switchyard_core::secret::generate_virtual_key()
+                .expose()
+                .clone()
+        };
+        let s = Self {
+            cluster_secret: fresh(),
+            demo_key: fresh(),
+            admin_token: fresh().replacen("sk-sy-", "sy-admin-", 1),
+        };
         let body = json!({"cluster_secret": s.cluster_secret, "demo_key": s.demo_key, "admin_token": s.admin_token});
         write_private(&path, &serde_json::to_string_pretty(&body)?)?;
         Ok(s)
@@ -169,15 +227,27 @@ struct Summary {
     path: PathBuf,
 }
 
-async fn start_all(args: &UpArgs, exe: &Path, secrets: &Secrets, children: &mut Vec<Running>) -> anyhow::Result<Summary> {
+async fn start_all(
+    args: &UpArgs,
+    exe: &Path,
+    secrets: &Secrets,
+    children: &mut Vec<Running>,
+) -> anyhow::Result<Summary> {
     let dir = &args.data_dir;
     let mut providers_json = Vec::new();
     let mut mock_addrs = Vec::new();
     for (i, m) in FLEET.iter().enumerate() {
         let addr = free_addr(args.mock_port.saturating_add(u16::try_from(i)?)).await?;
         let mut cmd = Command::new(exe);
-        cmd.arg("mock").arg("--listen").arg(addr.to_string()).arg("--name").arg(m.name);
-        cmd.arg("--ttft-ms").arg(m.ttft_ms.to_string()).arg("--per-token-ms").arg(m.per_token_ms.to_string());
+        cmd.arg("mock")
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--name")
+            .arg(m.name);
+        cmd.arg("--ttft-ms")
+            .arg(m.ttft_ms.to_string())
+            .arg("--per-token-ms")
+            .arg(m.per_token_ms.to_string());
         for (model, i, o) in m.prices {
             cmd.arg("--price").arg(format!("{model}={i}:{o}"));
         }
@@ -193,10 +263,12 @@ async fn start_all(args: &UpArgs, exe: &Path, secrets: &Secrets, children: &mut 
     for id in 1..=args.nodes {
         let addr = free_addr(args.http_port.saturating_add(id - 1)).await?;
         let config_path = dir.join(format!("node-{id}.toml"));
-        std::fs::write(&config_path, node_config(id, addr, &mock_addrs)).with_context(|| format!("cannot write {}", config_path.display()))?;
+        std::fs::write(&config_path, node_config(id, addr, &mock_addrs))
+            .with_context(|| format!("cannot write {}", config_path.display()))?;
         let mut cmd = Command::new(exe);
         cmd.arg("serve").arg("--config").arg(&config_path);
-        cmd.env("SWITCHYARD_CLUSTER_SECRET", &secrets.cluster_secret).env("SWITCHYARD_DEMO_KEY", &secrets.demo_key);
+        cmd.env("SWITCHYARD_CLUSTER_SECRET", &secrets.cluster_secret)
+            .env("SWITCHYARD_DEMO_KEY", &secrets.demo_key);
         let running = spawn(cmd, &format!("node-{id}"), dir)?;
         let pid = running.child.id().unwrap_or(0);
         children.push(running);
@@ -221,26 +293,51 @@ async fn start_all(args: &UpArgs, exe: &Path, secrets: &Secrets, children: &mut 
 /// environment, and the demo routes.
 fn node_config(id: u16, addr: SocketAddr, mocks: &[SocketAddr]) -> String {
     let mut t = String::new();
-    let _ = writeln!(t, "# Written by `switchyard cluster up`; edits are overwritten on the next run.\n");
-    let _ = writeln!(t, "[node]\nid = {id}\nlisten_http = \"{addr}\"\nregion = \"local\"\ncluster_secret_env = \"SWITCHYARD_CLUSTER_SECRET\"\n");
-    let _ = writeln!(t, "[[keys]]\nname = \"demo\"\nkey_env = \"SWITCHYARD_DEMO_KEY\"\n");
+    let _ = writeln!(
+        t,
+        "# Written by `switchyard cluster up`; edits are overwritten on the next run.\n"
+    );
+    let _ = writeln!(
+        t,
+        "[node]\nid = {id}\nlisten_http = \"{addr}\"\nregion = \"local\"\ncluster_secret_env = \"SWITCHYARD_CLUSTER_SECRET\"\n"
+    );
+    let _ = writeln!(
+        t,
+        "[[keys]]\nname = \"demo\"\nkey_env = \"SWITCHYARD_DEMO_KEY\"\n"
+    );
     for (m, addr) in FLEET.iter().zip(mocks) {
-        let _ = writeln!(t, "[[providers]]\nname = \"{}\"\nkind = \"{}\"\nbase_url = \"http://{addr}/v1\"\ninternal = true\nregion = \"local\"", m.name, m.kind);
+        let _ = writeln!(
+            t,
+            "[[providers]]\nname = \"{}\"\nkind = \"{}\"\nbase_url = \"http://{addr}/v1\"\ninternal = true\nregion = \"local\"",
+            m.name, m.kind
+        );
         for (model, i, o) in m.prices {
-            let _ = writeln!(t, "[[providers.models]]\nname = \"{model}\"\ninput_micros_per_mtok = {i}\noutput_micros_per_mtok = {o}");
+            let _ = writeln!(
+                t,
+                "[[providers.models]]\nname = \"{model}\"\ninput_micros_per_mtok = {i}\noutput_micros_per_mtok = {o}"
+            );
         }
         t.push('\n');
     }
     let real_openai = std::env::var("OPENAI_API_KEY").is_ok_and(|v| !v.is_empty());
     let real_anthropic = std::env::var("ANTHROPIC_API_KEY").is_ok_and(|v| !v.is_empty());
     if real_openai {
-        let _ = writeln!(t, "[[providers]]\nname = \"openai\"\nkind = \"openai\"\nbase_url = \"https://api.openai.com/v1\"\napi_key_env = \"OPENAI_API_KEY\"\n");
+        let _ = writeln!(
+            t,
+            "[[providers]]\nname = \"openai\"\nkind = \"openai\"\nbase_url = \"https://api.openai.com/v1\"\napi_key_env = \"OPENAI_API_KEY\"\n"
+        );
     }
     if real_anthropic {
-        let _ = writeln!(t, "[[providers]]\nname = \"anthropic\"\nkind = \"anthropic\"\nbase_url = \"https://api.anthropic.com/v1\"\napi_key_env = \"ANTHROPIC_API_KEY\"\n");
+        let _ = writeln!(
+            t,
+            "[[providers]]\nname = \"anthropic\"\nkind = \"anthropic\"\nbase_url = \"https://api.anthropic.com/v1\"\napi_key_env = \"ANTHROPIC_API_KEY\"\n"
+        );
     }
     for (model, strategy, targets, fallbacks) in ROUTES {
-        let mut ts: Vec<String> = targets.iter().map(|(p, m)| format!("{{ provider = \"{p}\", model = \"{m}\" }}")).collect();
+        let mut ts: Vec<String> = targets
+            .iter()
+            .map(|(p, m)| format!("{{ provider = \"{p}\", model = \"{m}\" }}"))
+            .collect();
         // Real providers come after the mocks, so the demo stays free unless the mocks fail.
         if real_openai && !model.starts_with("claude") {
             ts.push(format!("{{ provider = \"openai\", model = \"{model}\" }}"));
@@ -249,17 +346,34 @@ fn node_config(id: u16, addr: SocketAddr, mocks: &[SocketAddr]) -> String {
             ts.push("{ provider = \"anthropic\", model = \"claude-3-5-haiku-latest\" }".to_owned());
         }
         let fb: Vec<String> = fallbacks.iter().map(|f| format!("\"{f}\"")).collect();
-        let _ = writeln!(t, "[[routes]]\nmodel = \"{model}\"\nstrategy = \"{strategy}\"\ntargets = [{}]\nfallbacks = [{}]\n", ts.join(", "), fb.join(", "));
+        let _ = writeln!(
+            t,
+            "[[routes]]\nmodel = \"{model}\"\nstrategy = \"{strategy}\"\ntargets = [{}]\nfallbacks = [{}]\n",
+            ts.join(", "),
+            fb.join(", ")
+        );
     }
     t
 }
 
 fn spawn(mut cmd: Command, name: &str, dir: &Path) -> anyhow::Result<Running> {
     let log_path = dir.join("logs").join(format!("{name}.log"));
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).with_context(|| format!("cannot open {}", log_path.display()))?;
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::from(log)).kill_on_drop(true);
-    let child = cmd.spawn().with_context(|| format!("cannot start {name}"))?;
-    Ok(Running { name: name.to_owned(), child })
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true);
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {name}"))?;
+    Ok(Running {
+        name: name.to_owned(),
+        child,
+    })
 }
 
 /// The preferred port on loopback if it is free, otherwise any free port.
@@ -283,35 +397,70 @@ async fn wait_ready(addr: SocketAddr, path: &str) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
-    tokio::time::timeout(READY_TIMEOUT, poll).await.with_context(|| format!("{addr}{path} did not become ready (see the logs directory)"))
+    tokio::time::timeout(READY_TIMEOUT, poll)
+        .await
+        .with_context(|| format!("{addr}{path} did not become ready (see the logs directory)"))
 }
 
 async fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
-    let mut s = TcpTransport.connect(&addr.ip().to_string(), addr.port(), true).await.ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).await.ok()?;
+    let mut s = TcpTransport
+        .connect(&addr.ip().to_string(), addr.port(), true)
+        .await
+        .ok()?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .ok()?;
     let mut buf = [0u8; 32];
     let n = s.read(&mut buf).await.ok()?;
-    std::str::from_utf8(&buf[..n]).ok()?.split(' ').nth(1)?.parse().ok()
+    std::str::from_utf8(&buf[..n])
+        .ok()?
+        .split(' ')
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
-#[expect(clippy::print_stdout, reason = "cluster up prints its endpoints for the user")]
+#[expect(
+    clippy::print_stdout,
+    reason = "cluster up prints its endpoints for the user"
+)]
 fn print_summary(s: &Summary) {
     let c = &s.cluster_json;
     println!("Switchyard cluster is up ({}).", s.path.display());
     if let Some(nodes) = c.get("nodes").and_then(Value::as_array) {
         for n in nodes {
-            println!("  node {}  {}", n["id"], n["http"].as_str().unwrap_or_default());
+            println!(
+                "  node {}  {}",
+                n["id"],
+                n["http"].as_str().unwrap_or_default()
+            );
         }
     }
     if let Some(ps) = c.get("providers").and_then(Value::as_array) {
         for p in ps {
-            println!("  provider {}  {}  (control {})", p["name"].as_str().unwrap_or_default(), p["url"].as_str().unwrap_or_default(), p["control"].as_str().unwrap_or_default());
+            println!(
+                "  provider {}  {}  (control {})",
+                p["name"].as_str().unwrap_or_default(),
+                p["url"].as_str().unwrap_or_default(),
+                p["control"].as_str().unwrap_or_default()
+            );
         }
     }
-    println!("  demo key     {}", c["demo_key"].as_str().unwrap_or_default());
-    println!("  admin token  {}", c["admin_token"].as_str().unwrap_or_default());
+    println!(
+        "  demo key     {}",
+        c["demo_key"].as_str().unwrap_or_default()
+    );
+    println!(
+        "  admin token  {}",
+        c["admin_token"].as_str().unwrap_or_default()
+    );
     let first = c["nodes"][0]["http"].as_str().unwrap_or_default();
-    println!("\nTry:\n  curl {first}/v1/chat/completions -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' \\\n    -d '{{\"model\":\"gpt-4o-mini\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'", c["demo_key"].as_str().unwrap_or_default());
+    println!(
+        "\nTry:\n  curl {first}/v1/chat/completions -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' \\\n    -d '{{\"model\":\"gpt-4o-mini\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'",
+        c["demo_key"].as_str().unwrap_or_default()
+    );
     println!("\nPress Ctrl-C to stop every process.");
 }
 
@@ -338,11 +487,17 @@ async fn supervise(children: &mut [Running]) {
 async fn stop_all(children: &mut [Running]) {
     for r in children.iter() {
         if let Some(pid) = r.child.id() {
-            let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
         }
     }
     for r in children.iter_mut() {
-        if tokio::time::timeout(STOP_GRACE, r.child.wait()).await.is_err() {
+        if tokio::time::timeout(STOP_GRACE, r.child.wait())
+            .await
+            .is_err()
+        {
             let _ = r.child.kill().await;
         }
     }

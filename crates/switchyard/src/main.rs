@@ -34,7 +34,10 @@ const EX_USAGE: i32 = 64;
 fn main() {
     let cli = Cli::parse();
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             report(&format!("cannot start the async runtime: {e}"));
@@ -55,7 +58,10 @@ fn main() {
     }
 }
 
-#[expect(clippy::print_stderr, reason = "the one place the binary reports a fatal error to its user")]
+#[expect(
+    clippy::print_stderr,
+    reason = "the one place the binary reports a fatal error to its user"
+)]
 fn report(msg: &str) {
     eprintln!("switchyard: {msg}");
 }
@@ -63,6 +69,11 @@ fn report(msg: &str) {
 /// Logs to stderr; `RUST_LOG` filters (default `info`). Secrets never reach a log line: they
 /// are held in `Secret`, whose Debug and Display print `***`.
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }

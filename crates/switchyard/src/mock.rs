@@ -33,15 +33,28 @@ pub struct MockArgs {
 }
 
 fn parse_price(s: &str) -> anyhow::Result<Price> {
-    let (i, o) = s.split_once(':').with_context(|| format!("price {s:?}: expected INPUT:OUTPUT"))?;
-    Ok(Price { input_micros_per_mtok: i.trim().parse().with_context(|| format!("price {s:?}: bad input price"))?, output_micros_per_mtok: o.trim().parse().with_context(|| format!("price {s:?}: bad output price"))? })
+    let (i, o) = s
+        .split_once(':')
+        .with_context(|| format!("price {s:?}: expected INPUT:OUTPUT"))?;
+    Ok(Price {
+        input_micros_per_mtok: i
+            .trim()
+            .parse()
+            .with_context(|| format!("price {s:?}: bad input price"))?,
+        output_micros_per_mtok: o
+            .trim()
+            .parse()
+            .with_context(|| format!("price {s:?}: bad output price"))?,
+    })
 }
 
 /// Runs the mock until SIGINT or SIGTERM.
 pub async fn run(args: MockArgs) -> anyhow::Result<()> {
     let mut prices = BTreeMap::new();
     for p in &args.prices {
-        let Some((model, price)) = p.split_once('=') else { bail!("--price {p:?}: expected MODEL=INPUT:OUTPUT") };
+        let Some((model, price)) = p.split_once('=') else {
+            bail!("--price {p:?}: expected MODEL=INPUT:OUTPUT")
+        };
         prices.insert(model.to_owned(), parse_price(price)?);
     }
     let config = MockConfig {
@@ -53,8 +66,13 @@ pub async fn run(args: MockArgs) -> anyhow::Result<()> {
         per_token_ms: args.per_token_ms,
         api_key: args.api_key,
     };
-    #[expect(clippy::disallowed_methods, reason = "the mock is an independent fixture outside the node's transport seam")]
-    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the mock is an independent fixture outside the node's transport seam"
+    )]
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(name = %args.name, addr = %listener.local_addr()?, "mock provider serving");
     switchyard_mock::serve(listener, config, crate::serve::wait_for_signal()).await?;
     Ok(())

@@ -7,10 +7,11 @@
 /// What went wrong while reading or translating a body.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
-    /// The client's JSON is not an object / not JSON: message says what.
+    /// The client's JSON is not an object / not JSON: the message says what.
     #[error("invalid JSON body: {0}")]
     Json(String),
-    /// A field is missing or has the wrong type/value. `field` is its JSON path, e.g. "messages" or "messages[2].role".
+    /// A field is missing or has the wrong type/value. `field` is its JSON
+    /// path, e.g. `messages` or `messages[2].role`.
     #[error("invalid request: {field}: {reason}")]
     Invalid {
         /// JSON path of the offending field, e.g. `messages[2].role`.

@@ -21,8 +21,10 @@
 //!   pass-through [`openai::StreamObserver`].
 //! - [`anthropic`]: the same for the Messages API.
 //! - [`translate`]: request, response and stream translation between the two.
+//! - [`parse_object`]: a request body to the JSON object the readers take.
 //! - [`WireError`]: the one error type; [`Usage`]: token counts read back.
 
+mod body;
 mod error;
 mod field;
 mod usage;
@@ -32,5 +34,6 @@ pub mod openai;
 pub mod sse;
 pub mod translate;
 
+pub use body::parse_object;
 pub use error::WireError;
 pub use usage::Usage;

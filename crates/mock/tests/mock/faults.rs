@@ -264,7 +264,8 @@ async fn client_disconnect_bills_tokens_produced() {
         let events = parse_events(std::str::from_utf8(&first).unwrap());
         assert!(!events.is_empty());
         drop(body);
-        // Wait, bounded, for the mock to notice on its next write.
+        // The mock notices the hang-up only when its next write fails, so
+        // poll the ledger (eventually-style, bounded by LIMIT).
         let entry = loop {
             let ledger = mock.ledger().await;
             if let Some(entry) = ledger["entries"].as_array().unwrap().first() {

@@ -17,13 +17,23 @@ pub fn authenticate(app: &App, headers: &HeaderMap) -> Result<Arc<KeyInfo>, Edge
     let bearer = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
-    let presented = bearer.or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim));
-    app.keys.authenticate(presented, app.clock.unix_s()).map_err(|e| match e {
-        AuthError::Missing => EdgeError::MissingKey,
-        AuthError::Unknown => EdgeError::InvalidKey("unknown key"),
-        AuthError::Revoked => EdgeError::InvalidKey("key revoked"),
-        AuthError::Expired => EdgeError::InvalidKey("key expired"),
-    })
+    let presented = bearer.or_else(|| {
+        headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    });
+    app.keys
+        .authenticate(presented, app.clock.unix_s())
+        .map_err(|e| match e {
+            AuthError::Missing => EdgeError::MissingKey,
+            AuthError::Unknown => EdgeError::InvalidKey("unknown key"),
+            AuthError::Revoked => EdgeError::InvalidKey("key revoked"),
+            AuthError::Expired => EdgeError::InvalidKey("key expired"),
+        })
 }

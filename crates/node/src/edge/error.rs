@@ -77,15 +77,46 @@ pub struct ErrorClass {
 impl EdgeError {
     /// The one table (STYLE §2.4).
     pub fn class(&self) -> ErrorClass {
-        let c = |status, openai_type, code, should_retry| ErrorClass { status, openai_type, code, should_retry };
+        let c = |status, openai_type, code, should_retry| ErrorClass {
+            status,
+            openai_type,
+            code,
+            should_retry,
+        };
         match self {
-            EdgeError::BadJson(_) | EdgeError::Invalid(_) | EdgeError::ForbiddenField(_) | EdgeError::Unsupported(_) => {
-                c(StatusCode::BAD_REQUEST, "invalid_request_error", None, false)
-            }
-            EdgeError::MissingKey | EdgeError::InvalidKey(_) => c(StatusCode::UNAUTHORIZED, "authentication_error", Some("invalid_api_key"), false),
-            EdgeError::ModelNotAllowed(_) => c(StatusCode::FORBIDDEN, "permission_error", Some("model_not_allowed"), false),
-            EdgeError::UnknownModel(_) => c(StatusCode::NOT_FOUND, "invalid_request_error", Some("model_not_found"), false),
-            EdgeError::BodyTooLarge(_) => c(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", Some("request_too_large"), false),
+            EdgeError::BadJson(_)
+            | EdgeError::Invalid(_)
+            | EdgeError::ForbiddenField(_)
+            | EdgeError::Unsupported(_) => c(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                None,
+                false,
+            ),
+            EdgeError::MissingKey | EdgeError::InvalidKey(_) => c(
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                Some("invalid_api_key"),
+                false,
+            ),
+            EdgeError::ModelNotAllowed(_) => c(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                Some("model_not_allowed"),
+                false,
+            ),
+            EdgeError::UnknownModel(_) => c(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                Some("model_not_found"),
+                false,
+            ),
+            EdgeError::BodyTooLarge(_) => c(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                Some("request_too_large"),
+                false,
+            ),
             // The upstream judged the request itself; the same request fails anywhere.
             EdgeError::UpstreamRejected { status, .. } => c(
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
@@ -93,9 +124,24 @@ impl EdgeError {
                 Some("upstream_rejected"),
                 false,
             ),
-            EdgeError::UpstreamFailed { .. } => c(StatusCode::BAD_GATEWAY, "api_error", Some("upstream_error"), true),
-            EdgeError::UpstreamTimeout { .. } => c(StatusCode::GATEWAY_TIMEOUT, "api_error", Some("timeout"), true),
-            EdgeError::NoProvider { .. } | EdgeError::NotReady => c(StatusCode::SERVICE_UNAVAILABLE, "api_error", Some("unavailable"), true),
+            EdgeError::UpstreamFailed { .. } => c(
+                StatusCode::BAD_GATEWAY,
+                "api_error",
+                Some("upstream_error"),
+                true,
+            ),
+            EdgeError::UpstreamTimeout { .. } => c(
+                StatusCode::GATEWAY_TIMEOUT,
+                "api_error",
+                Some("timeout"),
+                true,
+            ),
+            EdgeError::NoProvider { .. } | EdgeError::NotReady => c(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                Some("unavailable"),
+                true,
+            ),
             EdgeError::Internal(_) => c(StatusCode::INTERNAL_SERVER_ERROR, "api_error", None, true),
         }
     }
@@ -126,17 +172,29 @@ impl EdgeError {
         match self {
             EdgeError::BadJson(m) => format!("could not parse the JSON body of your request: {m}"),
             EdgeError::Invalid(m) => m.clone(),
-            EdgeError::ForbiddenField(f) => format!("field {f:?} is not allowed: upstream URLs and keys are set by the gateway's configuration, not by clients"),
-            EdgeError::MissingKey => "missing API key: send it as 'Authorization: Bearer <key>'".into(),
+            EdgeError::ForbiddenField(f) => format!(
+                "field {f:?} is not allowed: upstream URLs and keys are set by the gateway's configuration, not by clients"
+            ),
+            EdgeError::MissingKey => {
+                "missing API key: send it as 'Authorization: Bearer <key>'".into()
+            }
             EdgeError::InvalidKey(why) => format!("invalid API key ({why})"),
             EdgeError::ModelNotAllowed(m) => format!("this key is not allowed to use model {m:?}"),
             EdgeError::UnknownModel(m) => format!("the model {m:?} does not exist"),
             EdgeError::Unsupported(m) => format!("the model {m:?} cannot serve this endpoint"),
-            EdgeError::BodyTooLarge(limit) => format!("request body is larger than the limit of {limit} bytes"),
+            EdgeError::BodyTooLarge(limit) => {
+                format!("request body is larger than the limit of {limit} bytes")
+            }
             EdgeError::UpstreamRejected { message, .. } => message.clone(),
-            EdgeError::UpstreamFailed { attempts, message } => format!("every upstream attempt failed ({attempts} attempts; last: {message}); request id {request_id}"),
-            EdgeError::UpstreamTimeout { attempts } => format!("the upstream did not answer in time ({attempts} attempts); request id {request_id}"),
-            EdgeError::NoProvider { .. } => format!("no provider is available for this model right now; request id {request_id}"),
+            EdgeError::UpstreamFailed { attempts, message } => format!(
+                "every upstream attempt failed ({attempts} attempts; last: {message}); request id {request_id}"
+            ),
+            EdgeError::UpstreamTimeout { attempts } => format!(
+                "the upstream did not answer in time ({attempts} attempts); request id {request_id}"
+            ),
+            EdgeError::NoProvider { .. } => format!(
+                "no provider is available for this model right now; request id {request_id}"
+            ),
             EdgeError::NotReady => "this node is not ready to serve".into(),
             EdgeError::Internal(_) => format!("internal error; request id {request_id}"),
         }
@@ -152,19 +210,32 @@ impl EdgeError {
         }
         let message = self.message(request_id);
         let body: Bytes = match format {
-            Format::OpenAi => switchyard_wire::openai::error_body(&message, class.openai_type, class.code),
-            Format::Anthropic => switchyard_wire::anthropic::error_body(anthropic_type(class.status), &message),
+            Format::OpenAi => {
+                switchyard_wire::openai::error_body(&message, class.openai_type, class.code)
+            }
+            Format::Anthropic => {
+                switchyard_wire::anthropic::error_body(anthropic_type(class.status), &message)
+            }
         };
         let mut resp = Response::new(Body::from(body));
         *resp.status_mut() = class.status;
         let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        h.insert("x-should-retry", HeaderValue::from_static(if class.should_retry { "true" } else { "false" }));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        h.insert(
+            "x-should-retry",
+            HeaderValue::from_static(if class.should_retry { "true" } else { "false" }),
+        );
         if let Ok(v) = HeaderValue::from_str(request_id) {
             h.insert("x-request-id", v);
         }
         h.insert("x-switchyard-node", node.clone());
-        if let EdgeError::NoProvider { retry_after: Some(d) } = &self {
+        if let EdgeError::NoProvider {
+            retry_after: Some(d),
+        } = &self
+        {
             h.insert(header::RETRY_AFTER, HeaderValue::from(d.as_secs().max(1)));
         }
         resp

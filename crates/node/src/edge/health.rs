@@ -55,6 +55,15 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
 
 /// Unknown path.
 pub async fn not_found() -> Response {
-    let body = switchyard_wire::openai::error_body("unknown path", "invalid_request_error", Some("not_found"));
-    (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    let body = switchyard_wire::openai::error_body(
+        "unknown path",
+        "invalid_request_error",
+        Some("not_found"),
+    );
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }

@@ -31,7 +31,16 @@ use crate::edge::headers::{self, request_id};
 use crate::node::App;
 
 /// Body fields that would let a client pick an upstream or credential; only configuration may.
-const FORBIDDEN_FIELDS: [&str; 8] = ["api_base", "base_url", "api_key", "api_url", "upstream_url", "azure_endpoint", "custom_llm_provider", "api_version"];
+const FORBIDDEN_FIELDS: [&str; 8] = [
+    "api_base",
+    "base_url",
+    "api_key",
+    "api_url",
+    "upstream_url",
+    "azure_endpoint",
+    "custom_llm_provider",
+    "api_version",
+];
 /// The extra body field carrying routing hints; removed before forwarding.
 const HINT_FIELD: &str = "switchyard";
 /// Rough bytes per token for estimates (tokenizers average about 4 bytes of English per token;
@@ -79,7 +88,13 @@ struct Facts {
     max_tokens: Option<u64>,
 }
 
-async fn serve(app: &Arc<App>, endpoint: Endpoint, headers: &HeaderMap, body: Body, rid: &str) -> Result<Response, EdgeError> {
+async fn serve(
+    app: &Arc<App>,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    body: Body,
+    rid: &str,
+) -> Result<Response, EdgeError> {
     if !app.ready.load(Ordering::Acquire) {
         return Err(EdgeError::NotReady);
     }
@@ -96,15 +111,21 @@ async fn serve(app: &Arc<App>, endpoint: Endpoint, headers: &HeaderMap, body: Bo
     }
     let hints = map.remove(HINT_FIELD);
     let facts = facts(endpoint, &map)?;
-    if let Some(m) = facts.max_tokens {
-        if m > limits.max_tokens_cap {
-            return Err(EdgeError::Invalid(format!("max_tokens: {m} is above this gateway's limit of {}", limits.max_tokens_cap)));
-        }
+    if let Some(m) = facts.max_tokens
+        && m > limits.max_tokens_cap
+    {
+        return Err(EdgeError::Invalid(format!(
+            "max_tokens: {m} is above this gateway's limit of {}",
+            limits.max_tokens_cap
+        )));
     }
-    if let Some(n) = map.get("n").and_then(Value::as_u64) {
-        if n > limits.max_n {
-            return Err(EdgeError::Invalid(format!("n: {n} is above this gateway's limit of {}", limits.max_n)));
-        }
+    if let Some(n) = map.get("n").and_then(Value::as_u64)
+        && n > limits.max_n
+    {
+        return Err(EdgeError::Invalid(format!(
+            "n: {n} is above this gateway's limit of {}",
+            limits.max_n
+        )));
     }
     if !key.allows(&facts.model) {
         return Err(EdgeError::ModelNotAllowed(facts.model));
@@ -124,7 +145,14 @@ async fn serve(app: &Arc<App>, endpoint: Endpoint, headers: &HeaderMap, body: Bo
         }
         None => TargetView::default(),
     };
-    let candidates = plan(&app.config.routes, &facts.model, strategy, &view, &mut rand::rng()).map_err(|e| match e {
+    let candidates = plan(
+        &app.config.routes,
+        &facts.model,
+        strategy,
+        &view,
+        &mut rand::rng(),
+    )
+    .map_err(|e| match e {
         PlanError::UnknownModel(m) => EdgeError::UnknownModel(m),
         PlanError::Unsupported(m) => EdgeError::Unsupported(m),
     })?;
@@ -139,7 +167,10 @@ async fn serve(app: &Arc<App>, endpoint: Endpoint, headers: &HeaderMap, body: Bo
         prompt_estimate_tokens,
     };
     let served = dispatch(app, &req, &candidates, &mut map).await?;
-    let account = app.accounting.get(&served.provider, &served.upstream_model).cloned();
+    let account = app
+        .accounting
+        .get(&served.provider, &served.upstream_model)
+        .cloned();
     match served.result {
         CallOk::Complete { body, usage } => {
             let cost = account.as_ref().map(|a| a.cost(usage)).unwrap_or_default();
@@ -148,14 +179,21 @@ async fn serve(app: &Arc<App>, endpoint: Endpoint, headers: &HeaderMap, body: Bo
             }
             let mut resp = Response::new(Body::from(body));
             let h = resp.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            headers::insert(h, app, &headers::Served {
-                request_id: rid,
-                provider: served.provider.as_str(),
-                model: &served.upstream_model,
-                attempts: served.attempts,
-                cost_micros: Some(cost.0),
-            });
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            headers::insert(
+                h,
+                app,
+                &headers::Served {
+                    request_id: rid,
+                    provider: served.provider.as_str(),
+                    model: &served.upstream_model,
+                    attempts: served.attempts,
+                    cost_micros: Some(cost.0),
+                },
+            );
             Ok(resp)
         }
         CallOk::Stream(mut stream) => {
@@ -168,21 +206,34 @@ async fn serve(app: &Arc<App>, endpoint: Endpoint, headers: &HeaderMap, body: Bo
                     } else {
                         a.record_failed(end.usage, cost);
                     }
-                    tracing::debug!(request_id, cost_micros = cost.0, class = end.class.as_str(), client_gone = end.client_gone, "stream ended");
+                    tracing::debug!(
+                        request_id,
+                        cost_micros = cost.0,
+                        class = end.class.as_str(),
+                        client_gone = end.client_gone,
+                        "stream ended"
+                    );
                 }
             }));
-            let mut resp = Response::new(Body::from_stream(stream));
+            let mut resp = Response::new(Body::from_stream(*stream));
             *resp.status_mut() = StatusCode::OK;
             let h = resp.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            headers::insert(h, app, &headers::Served {
-                request_id: rid,
-                provider: served.provider.as_str(),
-                model: &served.upstream_model,
-                attempts: served.attempts,
-                cost_micros: None,
-            });
+            headers::insert(
+                h,
+                app,
+                &headers::Served {
+                    request_id: rid,
+                    provider: served.provider.as_str(),
+                    model: &served.upstream_model,
+                    attempts: served.attempts,
+                    cost_micros: None,
+                },
+            );
             Ok(resp)
         }
     }
@@ -205,26 +256,49 @@ fn facts(endpoint: Endpoint, map: &Map<String, Value>) -> Result<Facts, EdgeErro
     Ok(match endpoint {
         Endpoint::Chat => {
             let f = switchyard_wire::openai::chat_facts(map).map_err(invalid)?;
-            Facts { model: f.model, stream: f.stream, include_usage: f.include_usage, max_tokens: f.max_tokens }
+            Facts {
+                model: f.model,
+                stream: f.stream,
+                include_usage: f.include_usage,
+                max_tokens: f.max_tokens,
+            }
         }
         Endpoint::Embeddings => {
             let f = switchyard_wire::openai::embeddings_facts(map).map_err(invalid)?;
-            Facts { model: f.model, stream: false, include_usage: false, max_tokens: Some(0) }
+            Facts {
+                model: f.model,
+                stream: false,
+                include_usage: false,
+                max_tokens: Some(0),
+            }
         }
         Endpoint::Messages => {
             let f = switchyard_wire::anthropic::messages_facts(map).map_err(invalid)?;
-            Facts { model: f.model, stream: f.stream, include_usage: false, max_tokens: Some(f.max_tokens) }
+            Facts {
+                model: f.model,
+                stream: f.stream,
+                include_usage: false,
+                max_tokens: Some(f.max_tokens),
+            }
         }
     })
 }
 
 /// The strategy asked for in `x-switchyard-strategy` or the body's `switchyard.strategy`.
-fn strategy_hint(headers: &HeaderMap, hints: Option<&Value>) -> Result<Option<Strategy>, EdgeError> {
+fn strategy_hint(
+    headers: &HeaderMap,
+    hints: Option<&Value>,
+) -> Result<Option<Strategy>, EdgeError> {
     let raw = headers
         .get("x-switchyard-strategy")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
-        .or_else(|| hints.and_then(|h| h.get("strategy")).and_then(Value::as_str).map(str::to_owned));
+        .or_else(|| {
+            hints
+                .and_then(|h| h.get("strategy"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
     match raw {
         None => Ok(None),
         Some(s) => Strategy::parse(&s)

@@ -17,7 +17,13 @@ pub async fn list(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let rid = request_id(&app, &headers);
     let key = match authenticate(&app, &headers) {
         Ok(k) => k,
-        Err(e) => return e.into_response(switchyard_provider::Format::OpenAi, rid.as_str(), &app.node_header),
+        Err(e) => {
+            return e.into_response(
+                switchyard_provider::Format::OpenAi,
+                rid.as_str(),
+                &app.node_header,
+            );
+        }
     };
     let now = app.clock.now();
     let data: Vec<_> = app

@@ -15,8 +15,15 @@ pub fn uri(cfg: &ProviderConfig) -> String {
 
 /// `x-api-key` (when configured) and `anthropic-version`.
 pub fn auth(req: Builder, cfg: &ProviderConfig) -> Builder {
-    let req = req.header("anthropic-version", HeaderValue::from_static(ANTHROPIC_VERSION));
-    match cfg.api_key.as_ref().and_then(|k| HeaderValue::from_str(k.expose()).ok()) {
+    let req = req.header(
+        "anthropic-version",
+        HeaderValue::from_static(ANTHROPIC_VERSION),
+    );
+    match cfg
+        .api_key
+        .as_ref()
+        .and_then(|k| HeaderValue::from_str(k.expose()).ok())
+    {
         Some(mut v) => {
             v.set_sensitive(true);
             req.header("x-api-key", v)

@@ -33,7 +33,14 @@ pub struct ChatFacts {
 /// Roles OpenAI accepts, in the order the error message lists them.
 const ROLES: &str = "system, developer, user, assistant, tool, function";
 
-/// Validates a parsed chat request: model a non-empty string; messages a non-empty array of objects each with a valid role (system, developer, user, assistant, tool, function) and content of an allowed type; stream bool if present; max_tokens / max_completion_tokens positive integers; n positive integer; temperature number; tools array; clear Invalid{field, reason} otherwise.
+/// Validates a parsed chat request and reads its facts.
+///
+/// `model` is a non-empty string; `messages` a non-empty array of objects,
+/// each with a role among system, developer, user, assistant, tool and
+/// function and content of a type that role allows; `stream` a boolean;
+/// `max_tokens` / `max_completion_tokens` / `n` positive integers;
+/// `temperature` a number in 0..2; `tools` an array of tool definitions.
+/// `null` counts as absent for every optional field.
 ///
 /// # Errors
 ///

@@ -11,7 +11,17 @@ use serde_json::{Map, Value, json};
 use crate::translate::stop_reason;
 use crate::{Usage, WireError, anthropic, openai};
 
-/// Anthropic non-stream response body -> OpenAI chat.completion (id "chatcmpl-" + upstream id, object, created, model = public_model, choices[0].message {role, content (text joined, or null when only tools), tool_calls}, finish_reason: end_turn/stop_sequence->stop, max_tokens->length, tool_use->tool_calls; usage {prompt_tokens, completion_tokens, total_tokens}). Returns the body and its usage.
+/// Anthropic non-stream response body -> OpenAI `chat.completion`; returns
+/// the body and its usage.
+///
+/// - `id` is `chatcmpl-` + the upstream id, `created` the caller's clock,
+///   `model` the `public_model` the client asked for.
+/// - `choices[0].message` has `role`, `content` (text blocks joined, or
+///   `null` when the answer is only tool calls) and `tool_calls`.
+/// - `finish_reason`: `end_turn` / `stop_sequence` -> `stop`, `max_tokens`
+///   -> `length`, `tool_use` -> `tool_calls`, `refusal` -> `content_filter`.
+/// - `usage` has `prompt_tokens` (cache tokens included),
+///   `completion_tokens` and `total_tokens`.
 ///
 /// Thinking blocks are dropped; cache-read tokens also appear as
 /// `usage.prompt_tokens_details.cached_tokens`.
@@ -107,7 +117,15 @@ pub fn anthropic_response_to_openai(
     Ok((Bytes::from(out.to_string()), usage))
 }
 
-/// OpenAI chat.completion body -> Anthropic message (id "msg_"+..., type message, role assistant, model = public_model, content blocks text + tool_use (input parsed from arguments), stop_reason stop->end_turn, length->max_tokens, tool_calls->tool_use, content_filter->end_turn (or refusal), usage {input_tokens, output_tokens}).
+/// OpenAI `chat.completion` body -> Anthropic `message`; returns the body
+/// and its usage.
+///
+/// - `type: message`, `role: assistant`, `model` the `public_model`.
+/// - `content`: a text block (content, then refusal) and one `tool_use`
+///   block per tool call, its `input` parsed from `arguments`.
+/// - `stop_reason`: `stop` -> `end_turn`, `length` -> `max_tokens`,
+///   `tool_calls` -> `tool_use`, `content_filter` -> `refusal`.
+/// - `usage`: `input_tokens`, `output_tokens`.
 ///
 /// The id is `msg_` + the upstream id without its `chatcmpl-` prefix.
 /// `content_filter` maps to Anthropic's `refusal`. Only `choices[0]` is

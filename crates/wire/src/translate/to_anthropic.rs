@@ -15,11 +15,26 @@ mod tools;
 
 use content::{text_block, texts, user_content};
 
-/// OpenAI chat request -> Anthropic Messages request for `upstream_model`. system/developer messages -> top-level `system`; consecutive same-role messages merged as Anthropic requires; user content parts (text, image_url with data: URL -> base64 image block, http URL -> url image source); assistant tool_calls -> tool_use blocks (arguments string parsed to JSON object; invalid JSON -> Invalid error); role tool -> user message with tool_result block (tool_use_id = tool_call_id); tools [{type:function,function:{name,description,parameters}}] -> [{name,description,input_schema}]; tool_choice "auto"->{type:auto}, "required"->{type:any}, "none"->{type:none}, {type:function,function:{name}} -> {type:tool,name}; parallel_tool_calls:false -> disable_parallel_tool_use; stop (string or array) -> stop_sequences; max_tokens / max_completion_tokens else `default_max_tokens`; temperature (clamped to Anthropic's 0..1), top_p; stream copied; user -> metadata.user_id. Fields with no Anthropic meaning are dropped.
+/// OpenAI chat request -> Anthropic Messages request for `upstream_model`.
 ///
-/// Also: `file` parts with inline PDF `file_data` become `document` blocks;
-/// legacy `function_call` / role `function` messages become tool_use /
-/// tool_result pairs.
+/// - `system` / `developer` messages -> top-level `system` (a string, or
+///   text blocks when there are several); consecutive same-role messages
+///   are merged, as Anthropic requires alternating turns.
+/// - User parts: `text`; `image_url` with a `data:` URL -> base64 image
+///   block, with an http(s) URL -> url image source; `file` with inline
+///   `file_data` -> `document` block.
+/// - Assistant `tool_calls` -> `tool_use` blocks, `arguments` parsed to a
+///   JSON object; role `tool` -> a user turn with a `tool_result` block
+///   (`tool_use_id` = `tool_call_id`). Legacy `function_call` / role
+///   `function` messages become the same pair.
+/// - `tools` (`{type: function, function: {name, description, parameters}}`)
+///   -> `{name, description, input_schema}`; `tool_choice` `auto` / `required`
+///   / `none` / named function -> `auto` / `any` / `none` / `tool`;
+///   `parallel_tool_calls: false` -> `disable_parallel_tool_use`.
+/// - `stop` -> `stop_sequences`; `max_completion_tokens`, else `max_tokens`,
+///   else `default_max_tokens`; `temperature` clamped to 0..1; `top_p` and
+///   `stream` copied; `safety_identifier` or `user` -> `metadata.user_id`.
+/// - Fields with no Anthropic meaning are dropped.
 ///
 /// # Errors
 ///
@@ -79,7 +94,10 @@ pub fn openai_to_anthropic_request(
     if let Some(stream) = field::opt_bool(req, "stream", root)? {
         out.insert("stream".into(), stream.into());
     }
-    if let Some(user) = field::opt_str(req, "user", root)? {
+    // `safety_identifier` is OpenAI's newer name for the end-user id `user`
+    // carried; both mean what Anthropic's `metadata.user_id` means.
+    let safety_id = field::opt_str(req, "safety_identifier", root)?;
+    if let Some(user) = safety_id.or(field::opt_str(req, "user", root)?) {
         out.insert("metadata".into(), json!({ "user_id": user }));
     }
     tools::tools(req, &mut out)?;

@@ -17,7 +17,12 @@ mod tools;
 
 use content::{assistant_message, text_content, user_messages};
 
-/// Anthropic Messages request -> OpenAI chat request (the inverse mapping; tool_result blocks become role tool messages; tool_use blocks become assistant tool_calls with arguments = JSON string; stop_sequences -> stop; when stream is true add stream_options.include_usage = true so usage is known).
+/// Anthropic Messages request -> OpenAI chat request for `upstream_model`.
+///
+/// The inverse mapping: `tool_result` blocks become role `tool` messages,
+/// `tool_use` blocks become assistant `tool_calls` with `arguments` the
+/// input as a JSON string, `stop_sequences` becomes `stop`, and a streaming
+/// request gets `stream_options.include_usage = true` so usage is known.
 ///
 /// `max_tokens` is sent as `max_completion_tokens`, the field OpenAI's
 /// current models accept. `top_k`, `thinking`, cache controls and the

@@ -126,7 +126,9 @@ impl AnthropicToOpenAiStream {
         }
     }
 
-    /// message_start -> first chunk with delta.role assistant; text_delta -> delta.content chunks; tool_use block start -> tool_calls delta (index, id, type function, function.name, arguments ""); input_json_delta -> tool_calls argument fragments; message_delta -> chunk with finish_reason mapped; message_stop -> (if include_usage) usage chunk with choices [] then `data: [DONE]`; ping ignored; an upstream `error` event -> an OpenAI stream_error_frame and stop (never [DONE]).
+    /// Translates one upstream event, appending the frames to send to `out`
+    /// (the steps are on the type). Events after `[DONE]` or an error are
+    /// ignored.
     ///
     /// # Errors
     ///

@@ -123,7 +123,9 @@ impl OpenAiToAnthropicStream {
         }
     }
 
-    /// first chunk -> message_start (usage input_tokens 0 unless known) (+ ping optional); content deltas -> content_block_start(text) once then text_delta content_block_delta; tool_calls deltas -> close open text block, content_block_start tool_use (id, name, input {}) then input_json_delta with argument fragments (new block per tool index); finish_reason -> remember; usage chunk -> remember; [DONE] -> content_block_stop for the open block, message_delta {stop_reason mapped, usage.output_tokens}, message_stop. An `{"error":...}` data payload -> Anthropic stream_error_frame, stop.
+    /// Translates one upstream event, appending the frames to send to `out`
+    /// (the steps are on the type). Events after `message_stop` or an error
+    /// are ignored.
     ///
     /// # Errors
     ///
@@ -136,6 +138,11 @@ impl OpenAiToAnthropicStream {
         let data = ev.data.trim();
         if data == "[DONE]" {
             self.finish(out);
+            return Ok(());
+        }
+        // Some OpenAI-compatible servers send empty `data:` lines as
+        // keep-alives; they carry nothing to translate.
+        if data.is_empty() {
             return Ok(());
         }
         let chunk: Chunk = serde_json::from_str(data)

@@ -33,7 +33,7 @@ fn names(frames: &[(String, Value)]) -> Vec<&str> {
 #[test]
 fn done_without_chunks_still_makes_a_complete_message() {
     let mut t = OpenAiToAnthropicStream::new("claude", "msg_1");
-    let frames = feed(&mut t, &["[DONE]"]).unwrap();
+    let frames = feed(&mut t, &["", "[DONE]"]).unwrap();
     assert_eq!(
         names(&frames),
         ["message_start", "message_delta", "message_stop"]
