@@ -1,1 +1,434 @@
-//! cluster_up
+//! `switchyard cluster up` as a user runs it: the real binary, its mock providers and nodes as
+//! separate processes, stopped by a signal, and started again on the same data directory.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde_json::{Value, json};
+use switchyard_testkit::{eventually, get, post_json};
+
+/// How long `cluster up` may take to write cluster.json with every node ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `cluster up` may take to stop everything after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A user starts a local cluster with `switchyard cluster up`, uses it with the demo key, stops
+/// it with SIGTERM, and starts it again on the same directory.
+///
+/// 1. Find the `switchyard` binary (build it if it is missing).
+/// 2. Run `cluster up --nodes 3` on a fresh data directory and free ports.
+/// 3. cluster.json appears, listing three nodes that all answer `/readyz` with 200.
+/// 4. The demo key works on every node: chat on gpt-4o-mini (answered by that node) and
+///    Anthropic messages on claude-3-5-haiku (answered by the Anthropic-format mock); a made-up
+///    key is refused.
+/// 5. SIGTERM: the command exits successfully within 20 s, every node process is gone and no
+///    node or mock port accepts connections any more.
+/// 6. The same command again on the same directory: a new set of processes, the same demo key,
+///    which works on every node; SIGTERM stops it all again.
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_up_serves_stops_on_sigterm_and_comes_back_with_the_same_key() -> anyhow::Result<()>
+{
+    // 1. Outside the time bound: a missing binary means a cargo build.
+    let bin = switchyard_binary().await?;
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cluster-up-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let args = [
+        "cluster".to_owned(),
+        "up".to_owned(),
+        "--nodes".to_owned(),
+        "3".to_owned(),
+        "--data-dir".to_owned(),
+        dir.display().to_string(),
+        "--http-port".to_owned(),
+        free_port()?.to_string(),
+        "--mock-port".to_owned(),
+        free_port()?.to_string(),
+    ];
+
+    let result = crate::bounded(async {
+        // 2.
+        let mut up = ClusterUp::start(&bin, &args, &dir, "first")?;
+
+        // 3.
+        let first = up.wait_ready(&[]).await?;
+        anyhow::ensure!(
+            nodes(&first).len() == 3,
+            "cluster.json should list 3 nodes: {first:#}"
+        );
+        anyhow::ensure!(
+            providers(&first).len() >= 3,
+            "cluster.json should list the mock fleet: {first:#}"
+        );
+        let key = first["demo_key"]
+            .as_str()
+            .context("cluster.json without demo_key")?
+            .to_owned();
+        anyhow::ensure!(
+            key.starts_with("sk-sy-"),
+            "demo key {key:?} is not a virtual key"
+        );
+
+        // 4.
+        for node in nodes(&first) {
+            chat_answered_by(node, &key).await?;
+            messages_answered_by_anthropic_mock(node, &key).await?;
+        }
+        let http = nodes(&first)[0]["http"].as_str().unwrap_or_default();
+        let refused = post_json(
+            &format!("{http}/v1/chat/completions"),
+            &[("authorization", "Bearer sk-sy-not-a-key")],
+            &chat_body(),
+        )
+        .await?;
+        anyhow::ensure!(
+            refused.status == 401,
+            "a made-up key should get 401, got {} {}",
+            refused.status,
+            refused.text()
+        );
+
+        // 5.
+        up.stop().await?;
+        everything_stopped(&first).await?;
+
+        // 6.
+        let mut again = ClusterUp::start(&bin, &args, &dir, "second")?;
+        let second = again.wait_ready(&pids(&first)).await?;
+        anyhow::ensure!(
+            second["demo_key"] == key.as_str(),
+            "the demo key changed across restarts: {} then {}",
+            first["demo_key"],
+            second["demo_key"]
+        );
+        for node in nodes(&second) {
+            chat_answered_by(node, &key).await?;
+        }
+        again.stop().await?;
+        everything_stopped(&second).await?;
+        Ok(())
+    })
+    .await;
+
+    match result {
+        Ok(()) => {
+            std::fs::remove_dir_all(&dir)?;
+            Ok(())
+        }
+        // The failure first, then what the processes said; the directory stays for a look.
+        Err(e) => Err(anyhow::anyhow!(
+            "{e:#}\n\ndata directory kept at {}\n{}",
+            dir.display(),
+            diagnostics(&dir)
+        )),
+    }
+}
+
+/// `<target>/debug/switchyard`, built with cargo first if it is missing. The target directory is
+/// `CARGO_TARGET_DIR` (relative to the workspace when relative) or `<workspace>/target`.
+async fn switchyard_binary() -> anyhow::Result<PathBuf> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = match std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
+        Some(t) if t.is_relative() => workspace.join(t),
+        Some(t) => t,
+        None => workspace.join("target"),
+    };
+    let bin = target.join("debug").join("switchyard");
+    if !bin.exists() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let out = tokio::process::Command::new(cargo)
+            .args(["build", "-p", "switchyard", "--bin", "switchyard"])
+            .current_dir(&workspace)
+            .output()
+            .await?;
+        anyhow::ensure!(
+            out.status.success(),
+            "cargo build -p switchyard failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        anyhow::ensure!(
+            bin.exists(),
+            "cargo built switchyard, but {} does not exist",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// A port that was free a moment ago (`cluster up` replaces one that has been taken since).
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A running `switchyard cluster up`.
+struct ClusterUp {
+    child: tokio::process::Child,
+    dir: PathBuf,
+}
+
+impl ClusterUp {
+    /// Starts the command; its stdout and stderr go to `<dir>/<run>.stdout` and `.stderr`.
+    fn start(bin: &Path, args: &[String], dir: &Path, run: &str) -> anyhow::Result<Self> {
+        let stdout = std::fs::File::create(dir.join(format!("{run}.stdout")))?;
+        let stderr = std::fs::File::create(dir.join(format!("{run}.stderr")))?;
+        let child = tokio::process::Command::new(bin)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot run {}", bin.display()))?;
+        Ok(Self {
+            child,
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// Waits until cluster.json lists nodes whose pids are not in `stale` (those of an earlier
+    /// run) and each answers `/readyz` with 200; returns cluster.json. Fails at once if the
+    /// command exits meanwhile.
+    async fn wait_ready(&mut self, stale: &[u64]) -> anyhow::Result<Value> {
+        let path = self.dir.join("cluster.json");
+        let path = &path;
+        let ready = eventually(
+            READY_TIMEOUT,
+            "cluster.json listing new nodes that all answer /readyz with 200",
+            move || async move { ready_cluster(path, stale).await },
+        );
+        tokio::select! {
+            status = self.child.wait() => anyhow::bail!("`cluster up` exited before the cluster was ready: {status:?}"),
+            json = ready => json,
+        }
+    }
+
+    /// Sends SIGTERM and waits for a successful exit.
+    async fn stop(&mut self) -> anyhow::Result<ExitStatus> {
+        let pid = self.child.id().context("`cluster up` has already exited")?;
+        let kill = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()?;
+        anyhow::ensure!(kill.success(), "kill -TERM {pid} failed");
+        let status = tokio::time::timeout(STOP_TIMEOUT, self.child.wait())
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!("`cluster up` still running {STOP_TIMEOUT:?} after SIGTERM")
+            })??;
+        anyhow::ensure!(
+            status.success(),
+            "`cluster up` exited with {status} after SIGTERM"
+        );
+        Ok(status)
+    }
+}
+
+impl Drop for ClusterUp {
+    /// On a failure path only (a stopped command has been waited and has no pid): SIGTERM, so
+    /// `cluster up` stops its children, and a bounded wait. `kill_on_drop` alone would SIGKILL
+    /// the parent and leave the nodes and mocks running.
+    fn drop(&mut self) {
+        let Some(pid) = self.child.id() else { return };
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
+        for _ in 0..(STOP_TIMEOUT.as_millis() / 50) {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// cluster.json once it is complete, lists no pid from `stale`, and every node is ready.
+async fn ready_cluster(path: &Path, stale: &[u64]) -> Option<Value> {
+    let text = tokio::fs::read_to_string(path).await.ok()?;
+    let cluster: Value = serde_json::from_str(&text).ok()?;
+    let listed = nodes(&cluster);
+    if listed.is_empty() {
+        return None;
+    }
+    for node in listed {
+        if stale.contains(&node["pid"].as_u64()?) {
+            return None;
+        }
+        let http = node["http"].as_str()?;
+        if get(&format!("{http}/readyz"), &[]).await.ok()?.status != 200 {
+            return None;
+        }
+    }
+    Some(cluster)
+}
+
+fn nodes(cluster: &Value) -> &[Value] {
+    cluster["nodes"].as_array().map_or(&[], Vec::as_slice)
+}
+
+fn providers(cluster: &Value) -> &[Value] {
+    cluster["providers"].as_array().map_or(&[], Vec::as_slice)
+}
+
+fn pids(cluster: &Value) -> Vec<u64> {
+    nodes(cluster)
+        .iter()
+        .filter_map(|n| n["pid"].as_u64())
+        .collect()
+}
+
+fn chat_body() -> Value {
+    json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]})
+}
+
+/// `POST /v1/chat/completions` for gpt-4o-mini with `key` on `node`: 200, answered by that node.
+async fn chat_answered_by(node: &Value, key: &str) -> anyhow::Result<()> {
+    let (id, http) = (
+        node["id"].as_u64().context("node without id")?,
+        node["http"].as_str().context("node without http")?,
+    );
+    let r = post_json(
+        &format!("{http}/v1/chat/completions"),
+        &[("authorization", &format!("Bearer {key}"))],
+        &chat_body(),
+    )
+    .await?;
+    anyhow::ensure!(
+        r.status == 200,
+        "node {id}: chat got {} {}",
+        r.status,
+        r.text()
+    );
+    anyhow::ensure!(
+        r.header("x-switchyard-node") == Some(id.to_string()),
+        "node {id}: chat answered with x-switchyard-node {:?}",
+        r.header("x-switchyard-node")
+    );
+    let content = r.json()["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    anyhow::ensure!(
+        !content.trim().is_empty(),
+        "node {id}: chat reply without content: {}",
+        r.text()
+    );
+    Ok(())
+}
+
+/// `POST /v1/messages` for claude-3-5-haiku with `key` as `x-api-key` on `node`: 200, answered by
+/// that node through mock-c (the Anthropic-format provider, first in the demo route).
+async fn messages_answered_by_anthropic_mock(node: &Value, key: &str) -> anyhow::Result<()> {
+    let (id, http) = (
+        node["id"].as_u64().context("node without id")?,
+        node["http"].as_str().context("node without http")?,
+    );
+    let body = json!({"model": "claude-3-5-haiku", "max_tokens": 64, "messages": [{"role": "user", "content": "Hello"}]});
+    let r = post_json(
+        &format!("{http}/v1/messages"),
+        &[("x-api-key", key), ("anthropic-version", "2023-06-01")],
+        &body,
+    )
+    .await?;
+    anyhow::ensure!(
+        r.status == 200,
+        "node {id}: messages got {} {}",
+        r.status,
+        r.text()
+    );
+    anyhow::ensure!(
+        r.header("x-switchyard-node") == Some(id.to_string()),
+        "node {id}: messages answered with x-switchyard-node {:?}",
+        r.header("x-switchyard-node")
+    );
+    anyhow::ensure!(
+        r.header("x-switchyard-provider").as_deref() == Some("mock-c"),
+        "node {id}: messages served by {:?}, not mock-c",
+        r.header("x-switchyard-provider")
+    );
+    let reply = r.json();
+    anyhow::ensure!(
+        reply["type"] == "message" && reply["stop_reason"] == "end_turn",
+        "node {id}: not a finished message: {reply}"
+    );
+    anyhow::ensure!(
+        !reply["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .trim()
+            .is_empty(),
+        "node {id}: message without text: {reply}"
+    );
+    Ok(())
+}
+
+/// After a stop: no node pid of `cluster` is alive and no node or mock port accepts connections.
+async fn everything_stopped(cluster: &Value) -> anyhow::Result<()> {
+    for pid in pids(cluster) {
+        let proc = PathBuf::from(format!("/proc/{pid}"));
+        anyhow::ensure!(
+            !proc.exists(),
+            "node process {pid} still exists after `cluster up` exited (cmdline {:?})",
+            std::fs::read_to_string(proc.join("cmdline")).unwrap_or_default()
+        );
+    }
+    let urls = nodes(cluster)
+        .iter()
+        .map(|n| &n["http"])
+        .chain(providers(cluster).iter().map(|p| &p["url"]));
+    for url in urls {
+        let url = url.as_str().context("cluster.json entry without url")?;
+        let addr = url
+            .strip_prefix("http://")
+            .with_context(|| format!("unexpected url {url}"))?;
+        anyhow::ensure!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "{url} still accepts connections after `cluster up` exited"
+        );
+    }
+    Ok(())
+}
+
+/// The command's output and the tail of every child's log, for failure messages.
+fn diagnostics(dir: &Path) -> String {
+    let mut files: Vec<PathBuf> = [dir, &dir.join("logs")]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|x| x == "stdout" || x == "stderr" || x == "log")
+        })
+        .collect();
+    files.sort();
+    let mut out = String::new();
+    for f in files {
+        let text = strip_ansi(&std::fs::read_to_string(&f).unwrap_or_default());
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+        let _ = writeln!(out, "--- {} (last 15 lines) ---\n{tail}", f.display());
+    }
+    out
+}
+
+/// `text` without ANSI colour sequences (`ESC [ … m`), which the children write to their logs.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| c.is_ascii_alphabetic());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

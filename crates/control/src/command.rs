@@ -1,0 +1,326 @@
+//! What the replicated log carries. Every change to keys, teams, budgets, allowances, spend and
+//! admin tokens is one [`Command`]: an [`Op`] plus the leader-side timestamp and, for admin
+//! writes, the actor recorded in the audit log. Time-dependent rules (budget period resets,
+//! allowance expiry) read `at_ms` from the command, never a clock, so every replica applies the
+//! same log to the same state.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One log entry's payload.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Command {
+    /// Wall-clock milliseconds when the command was proposed (the proposer's clock). Period
+    /// resets and expiry are decided from this value, so replay is deterministic.
+    pub at_ms: u64,
+    /// Who asked (admin token name), for the audit log; `None` for the system's own writes
+    /// (allowances, settlements, expiry).
+    pub actor: Option<String>,
+    /// The change.
+    pub op: Op,
+}
+
+/// A budget's owner.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Scope {
+    /// A virtual key, by id.
+    Key(String),
+    /// A team, by name.
+    Team(String),
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scope::Key(id) => write!(f, "key:{id}"),
+            Scope::Team(t) => write!(f, "team:{t}"),
+        }
+    }
+}
+
+/// How often a budget resets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Period {
+    /// Never.
+    #[default]
+    Total,
+    /// At 00:00 UTC.
+    Daily,
+    /// On the first of each month, 00:00 UTC.
+    Monthly,
+}
+
+impl Period {
+    /// Parses `total`, `daily` or `monthly`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "total" => Some(Period::Total),
+            "daily" => Some(Period::Daily),
+            "monthly" => Some(Period::Monthly),
+            _ => None,
+        }
+    }
+
+    /// The name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Period::Total => "total",
+            Period::Daily => "daily",
+            Period::Monthly => "monthly",
+        }
+    }
+}
+
+/// Whether a key may be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyStatus {
+    /// In use.
+    Active,
+    /// Refused everywhere.
+    Revoked,
+}
+
+impl KeyStatus {
+    /// The name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "active",
+            KeyStatus::Revoked => "revoked",
+        }
+    }
+}
+
+/// A virtual key as replicated: never the secret, only its digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// Stable id (`key_…`), safe to log.
+    pub id: String,
+    /// HMAC-SHA-256 of the secret under the cluster secret, lowercase hex.
+    pub digest_hex: String,
+    /// The secret's first characters, to recognise it in listings (`sk-sy-1a2b…`).
+    pub prefix: String,
+    /// Human name.
+    pub name: String,
+    /// Owner (free text).
+    pub owner: Option<String>,
+    /// Team.
+    pub team: Option<String>,
+    /// Allowed public models; empty allows all.
+    pub models: Vec<String>,
+    /// Requests per minute, cluster-wide (0 = unlimited).
+    pub rpm: u64,
+    /// Tokens per minute, cluster-wide (0 = unlimited).
+    pub tpm: u64,
+    /// Refused from this Unix millisecond on.
+    pub expires_at_ms: Option<u64>,
+    /// Metadata tags.
+    pub tags: BTreeMap<String, String>,
+    /// Active or revoked.
+    pub status: KeyStatus,
+    /// When created.
+    pub created_at_ms: u64,
+}
+
+/// Admin roles, from most to least powerful.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Everything but seeing or setting secrets and admin tokens.
+    Operator,
+    /// Read only.
+    Viewer,
+}
+
+impl Role {
+    /// Parses `admin`, `operator` or `viewer`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "operator" => Some(Role::Operator),
+            "viewer" => Some(Role::Viewer),
+            _ => None,
+        }
+    }
+
+    /// The name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
+/// One request's settled cost.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpendEntry {
+    /// Deduplication key: a request id is charged at most once.
+    pub request_id: String,
+    /// The key that spent.
+    pub key_id: String,
+    /// The key's team, if any.
+    pub team: Option<String>,
+    /// Public model.
+    pub model: String,
+    /// Metadata tags (`k=v`).
+    pub tags: Vec<String>,
+    /// Actual cost.
+    pub cost_micros: u64,
+}
+
+/// A change to the replicated state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// Adds a key.
+    CreateKey(KeyRecord),
+    /// Refuses a key from now on.
+    RevokeKey {
+        /// Key id.
+        id: String,
+    },
+    /// Replaces a key's secret (digest and prefix); the old secret stops working.
+    RotateKey {
+        /// Key id.
+        id: String,
+        /// New digest.
+        digest_hex: String,
+        /// New prefix.
+        prefix: String,
+    },
+    /// Sets or replaces a budget.
+    SetBudget {
+        /// Whose budget.
+        scope: Scope,
+        /// Limit per period.
+        limit_micros: u64,
+        /// Reset period.
+        period: Period,
+        /// Percentages of the limit at which an alert is recorded.
+        alert_thresholds_pct: Vec<u8>,
+    },
+    /// Adds or replaces a team.
+    PutTeam {
+        /// Team name.
+        name: String,
+    },
+    /// A node reserves part of a budget as its local allowance.
+    Reserve {
+        /// The node that will spend it.
+        node: u64,
+        /// Whose budget.
+        scope: Scope,
+        /// How much it would like.
+        want_micros: u64,
+        /// How long the allowance is valid.
+        ttl_ms: u64,
+    },
+    /// A node reports actual costs against one of its allowances, and may give back the rest.
+    Settle {
+        /// The node.
+        node: u64,
+        /// The allowance.
+        lease: u64,
+        /// Costs, deduplicated by request id.
+        entries: Vec<SpendEntry>,
+        /// Close the allowance and return what was not spent.
+        release: bool,
+    },
+    /// Charges and closes every allowance past its expiry (proposed periodically by the leader).
+    ExpireAllowances,
+    /// Adds an admin token (by digest).
+    PutAdminToken {
+        /// Token name, shown in the audit log.
+        name: String,
+        /// HMAC digest of the token, hex.
+        digest_hex: String,
+        /// Role.
+        role: Role,
+    },
+}
+
+impl Op {
+    /// A short description for the audit log (never a secret; digests are not printed).
+    pub fn summary(&self) -> String {
+        match self {
+            Op::CreateKey(k) => format!("create key {} ({})", k.id, k.name),
+            Op::RevokeKey { id } => format!("revoke key {id}"),
+            Op::RotateKey { id, .. } => format!("rotate key {id}"),
+            Op::SetBudget {
+                scope,
+                limit_micros,
+                period,
+                ..
+            } => format!(
+                "set budget {scope} to {limit_micros} micros {}",
+                period.as_str()
+            ),
+            Op::PutTeam { name } => format!("put team {name}"),
+            Op::Reserve {
+                node,
+                scope,
+                want_micros,
+                ..
+            } => format!("node {node} reserves {want_micros} micros of {scope}"),
+            Op::Settle {
+                node,
+                lease,
+                entries,
+                release,
+            } => format!(
+                "node {node} settles {} entries on lease {lease} (release: {release})",
+                entries.len()
+            ),
+            Op::ExpireAllowances => "expire allowances".into(),
+            Op::PutAdminToken { name, role, .. } => {
+                format!("put admin token {name} ({})", role.as_str())
+            }
+        }
+    }
+}
+
+/// What applying a command returns.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub enum Response {
+    /// Applied, nothing to report.
+    #[default]
+    Ok,
+    /// The key as stored.
+    Key(KeyRecord),
+    /// An allowance (possibly of zero when the budget is exhausted).
+    Reserved {
+        /// Lease id (0 when nothing was granted).
+        lease: u64,
+        /// Granted amount.
+        granted_micros: u64,
+        /// Expiry, Unix milliseconds.
+        expires_at_ms: u64,
+    },
+    /// Settlement result.
+    Settled {
+        /// Entries charged.
+        applied: u32,
+        /// Entries skipped as already charged.
+        duplicates: u32,
+    },
+    /// Allowances expired and charged.
+    Expired {
+        /// How many.
+        count: u32,
+    },
+    /// Refused; the state did not change.
+    Rejected(Rejection),
+}
+
+/// Why a command was refused at apply time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Rejection {
+    /// Unknown id or name.
+    NotFound(String),
+    /// Already exists.
+    AlreadyExists(String),
+    /// Not allowed in the current state.
+    FailedPrecondition(String),
+}
