@@ -10,9 +10,22 @@ use crate::bounded;
 
 fn fleet() -> switchyard_testkit::cluster::Builder {
     TestCluster::builder()
-        .mock(MockSpec::openai("mock-a", &["gpt-4o-mini"], 150_000, 600_000).extra("failure_threshold = 3\nopen_ms = 300"))
-        .mock(MockSpec::openai("mock-b", &["gpt-4o-mini"], 120_000, 480_000))
-        .route("gpt-4o-mini", "priority", &[("mock-a", "gpt-4o-mini"), ("mock-b", "gpt-4o-mini")], &[])
+        .mock(
+            MockSpec::openai("mock-a", &["gpt-4o-mini"], 150_000, 600_000)
+                .extra("failure_threshold = 3\nopen_ms = 300"),
+        )
+        .mock(MockSpec::openai(
+            "mock-b",
+            &["gpt-4o-mini"],
+            120_000,
+            480_000,
+        ))
+        .route(
+            "gpt-4o-mini",
+            "priority",
+            &[("mock-a", "gpt-4o-mini"), ("mock-b", "gpt-4o-mini")],
+            &[],
+        )
 }
 
 fn body() -> serde_json::Value {
@@ -25,17 +38,22 @@ fn body() -> serde_json::Value {
 ///    only probes (an active probe and at most one half-open request per open period).
 /// 4. The fault is cleared: the breaker closes and mock-a takes traffic again.
 #[tokio::test]
-async fn breaker_opens_after_threshold_admits_only_probes_and_closes_after_recovery() -> anyhow::Result<()> {
+async fn breaker_opens_after_threshold_admits_only_probes_and_closes_after_recovery()
+-> anyhow::Result<()> {
     bounded(async {
         let c = fleet().start().await?;
-        c.fault("mock-a", &json!({"status": 500, "rate": 1.0})).await?;
+        c.fault("mock-a", &json!({"status": 500, "rate": 1.0}))
+            .await?;
         for _ in 0..10 {
             let r = c.chat(0, &body()).await?;
             assert_eq!(r.status, 200, "{}", r.text());
             assert_eq!(r.header("x-switchyard-provider").as_deref(), Some("mock-b"));
         }
         let after_open = c.mock_requests("mock-a").await?;
-        assert_eq!(after_open, 3, "mock-a should see exactly the threshold before opening");
+        assert_eq!(
+            after_open, 3,
+            "mock-a should see exactly the threshold before opening"
+        );
         let provider = c.nodes[0].app.providers.get_str("mock-a").expect("mock-a");
         assert_eq!(provider.gate.phase(), switchyard_core::BreakerPhase::Open);
 
@@ -50,13 +68,20 @@ async fn breaker_opens_after_threshold_admits_only_probes_and_closes_after_recov
         }
         let probes = c.mock_requests("mock-a").await? - after_open;
         assert!(served > 20, "too little traffic to judge: {served}");
-        assert!(probes <= 6, "mock-a received {probes} requests while its breaker was open");
+        assert!(
+            probes <= 6,
+            "mock-a received {probes} requests while its breaker was open"
+        );
 
         c.clear_faults("mock-a").await?;
-        eventually(Duration::from_secs(10), "breaker closes and mock-a serves again", || async {
-            let r = c.chat(0, &body()).await.ok()?;
-            (r.header("x-switchyard-provider").as_deref() == Some("mock-a")).then_some(())
-        })
+        eventually(
+            Duration::from_secs(10),
+            "breaker closes and mock-a serves again",
+            || async {
+                let r = c.chat(0, &body()).await.ok()?;
+                (r.header("x-switchyard-provider").as_deref() == Some("mock-a")).then_some(())
+            },
+        )
         .await?;
         assert_eq!(provider.gate.phase(), switchyard_core::BreakerPhase::Closed);
         c.shutdown().await;
@@ -95,7 +120,10 @@ async fn all_targets_failing_gives_502_within_the_retry_budget() -> anyhow::Resu
         assert_eq!(r.json()["error"]["type"], "api_error");
         assert_eq!(r.header("x-should-retry").as_deref(), Some("true"));
         let attempts = c.mock_requests("mock-a").await? + c.mock_requests("mock-b").await?;
-        assert!(attempts <= 3, "{attempts} upstream attempts for one request");
+        assert!(
+            attempts <= 3,
+            "{attempts} upstream attempts for one request"
+        );
         c.clear_faults("mock-b").await?;
         assert_eq!(c.chat(0, &body()).await?.status, 200);
         c.shutdown().await;
@@ -109,7 +137,12 @@ async fn all_targets_failing_gives_502_within_the_retry_budget() -> anyhow::Resu
 async fn crashed_provider_actor_is_restarted_and_node_keeps_serving() -> anyhow::Result<()> {
     bounded(async {
         let c = fleet().start().await?;
-        let provider = c.nodes[0].app.providers.get_str("mock-a").expect("mock-a").clone();
+        let provider = c.nodes[0]
+            .app
+            .providers
+            .get_str("mock-a")
+            .expect("mock-a")
+            .clone();
         let first = provider.actor().expect("actor running");
         let first_id = first.get_id();
         first.kill();
@@ -118,9 +151,11 @@ async fn crashed_provider_actor_is_restarted_and_node_keeps_serving() -> anyhow:
         })
         .await?;
         assert_eq!(c.chat(0, &body()).await?.status, 200);
-        let snap = eventually(Duration::from_secs(5), "the new actor counts the outcome", || async {
-            provider.fresh_snapshot().await.filter(|s| s.counts.ok >= 1)
-        })
+        let snap = eventually(
+            Duration::from_secs(5),
+            "the new actor counts the outcome",
+            || async { provider.fresh_snapshot().await.filter(|s| s.counts.ok >= 1) },
+        )
         .await?;
         assert_eq!(snap.restarts, 1);
         assert!(restarted.get_id() != first_id);

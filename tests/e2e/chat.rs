@@ -8,9 +8,19 @@ use crate::bounded;
 
 fn one_provider() -> switchyard_testkit::cluster::Builder {
     TestCluster::builder()
-        .mock(MockSpec::openai("mock-a", &["gpt-4o-mini", "text-embedding-3-small"], 150_000, 600_000))
+        .mock(MockSpec::openai(
+            "mock-a",
+            &["gpt-4o-mini", "text-embedding-3-small"],
+            150_000,
+            600_000,
+        ))
         .route("gpt-4o-mini", "priority", &[("mock-a", "gpt-4o-mini")], &[])
-        .route("text-embedding-3-small", "priority", &[("mock-a", "text-embedding-3-small")], &[])
+        .route(
+            "text-embedding-3-small",
+            "priority",
+            &[("mock-a", "text-embedding-3-small")],
+            &[],
+        )
 }
 
 /// A plain chat request comes back with the upstream's answer and every `x-switchyard-*` header.
@@ -43,11 +53,25 @@ async fn client_request_id_reaches_the_upstream_ledger() -> anyhow::Result<()> {
         let c = one_provider().start().await?;
         let url = format!("{}/v1/chat/completions", c.url(0));
         let auth = format!("Bearer {TEST_KEY}");
-        let r = post_json(&url, &[("authorization", &auth), ("x-request-id", "req-from-client-42")], &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})).await?;
+        let r = post_json(
+            &url,
+            &[
+                ("authorization", &auth),
+                ("x-request-id", "req-from-client-42"),
+            ],
+            &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await?;
         assert_eq!(r.status, 200);
-        assert_eq!(r.header("x-request-id").as_deref(), Some("req-from-client-42"));
+        assert_eq!(
+            r.header("x-request-id").as_deref(),
+            Some("req-from-client-42")
+        );
         let ledger = c.ledger("mock-a").await?;
-        assert_eq!(ledger["entries"][0]["request_id"], "req-from-client-42", "{ledger}");
+        assert_eq!(
+            ledger["entries"][0]["request_id"], "req-from-client-42",
+            "{ledger}"
+        );
         c.shutdown().await;
         Ok(())
     })
@@ -60,12 +84,26 @@ async fn embeddings_and_models_list() -> anyhow::Result<()> {
     bounded(async {
         let c = one_provider().start().await?;
         let auth = format!("Bearer {TEST_KEY}");
-        let r = post_json(&format!("{}/v1/embeddings", c.url(0)), &[("authorization", &auth)], &json!({"model": "text-embedding-3-small", "input": ["a", "b"]})).await?;
+        let r = post_json(
+            &format!("{}/v1/embeddings", c.url(0)),
+            &[("authorization", &auth)],
+            &json!({"model": "text-embedding-3-small", "input": ["a", "b"]}),
+        )
+        .await?;
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(r.json()["data"].as_array().map(Vec::len), Some(2));
-        let m = get(&format!("{}/v1/models", c.url(0)), &[("authorization", &auth)]).await?;
+        let m = get(
+            &format!("{}/v1/models", c.url(0)),
+            &[("authorization", &auth)],
+        )
+        .await?;
         assert_eq!(m.status, 200);
-        let ids: Vec<String> = m.json()["data"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_owned()).collect();
+        let ids: Vec<String> = m.json()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_str().unwrap().to_owned())
+            .collect();
         assert_eq!(ids, vec!["gpt-4o-mini", "text-embedding-3-small"]);
         assert_eq!(m.json()["data"][0]["providers"][0], "mock-a");
         c.shutdown().await;

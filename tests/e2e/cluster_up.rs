@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -209,7 +209,7 @@ impl ClusterUp {
     }
 
     /// Sends SIGTERM and waits for a successful exit.
-    async fn stop(&mut self) -> anyhow::Result<ExitStatus> {
+    async fn stop(&mut self) -> anyhow::Result<()> {
         let pid = self.child.id().context("`cluster up` has already exited")?;
         let kill = std::process::Command::new("kill")
             .arg("-TERM")
@@ -225,7 +225,7 @@ impl ClusterUp {
             status.success(),
             "`cluster up` exited with {status} after SIGTERM"
         );
-        Ok(status)
+        Ok(())
     }
 }
 

@@ -1,7 +1,10 @@
 //! End-to-end tests: real nodes and mock providers on loopback sockets, driven over HTTP (and,
 //! in `sdk`, by the official Python SDKs). One test binary, one module per area.
 
-#![expect(clippy::disallowed_methods, reason = "tests spawn tasks and read time directly")]
+#![expect(
+    clippy::disallowed_methods,
+    reason = "tests spawn tasks and read time directly"
+)]
 
 mod bad_input;
 mod breaker;
@@ -20,6 +23,10 @@ use std::time::Duration;
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs a test body under [`TEST_TIMEOUT`], so a hang fails instead of stalling CI.
-pub async fn bounded<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<()> {
-    tokio::time::timeout(TEST_TIMEOUT, f).await.map_err(|_| anyhow::anyhow!("test exceeded {TEST_TIMEOUT:?}"))?
+pub async fn bounded<F: std::future::Future<Output = anyhow::Result<()>>>(
+    f: F,
+) -> anyhow::Result<()> {
+    tokio::time::timeout(TEST_TIMEOUT, f)
+        .await
+        .map_err(|_| anyhow::anyhow!("test exceeded {TEST_TIMEOUT:?}"))?
 }

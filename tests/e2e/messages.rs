@@ -7,11 +7,36 @@ use crate::bounded;
 
 fn fleet() -> switchyard_testkit::cluster::Builder {
     TestCluster::builder()
-        .mock(MockSpec::anthropic("mock-c", &["claude-3-5-haiku"], 800_000, 4_000_000))
-        .mock(MockSpec::openai("mock-a", &["gpt-4o-mini"], 150_000, 600_000))
-        .route("claude-native", "priority", &[("mock-c", "claude-3-5-haiku")], &[])
-        .route("claude-via-openai", "priority", &[("mock-a", "gpt-4o-mini")], &[])
-        .route("gpt-via-anthropic", "priority", &[("mock-c", "claude-3-5-haiku")], &[])
+        .mock(MockSpec::anthropic(
+            "mock-c",
+            &["claude-3-5-haiku"],
+            800_000,
+            4_000_000,
+        ))
+        .mock(MockSpec::openai(
+            "mock-a",
+            &["gpt-4o-mini"],
+            150_000,
+            600_000,
+        ))
+        .route(
+            "claude-native",
+            "priority",
+            &[("mock-c", "claude-3-5-haiku")],
+            &[],
+        )
+        .route(
+            "claude-via-openai",
+            "priority",
+            &[("mock-a", "gpt-4o-mini")],
+            &[],
+        )
+        .route(
+            "gpt-via-anthropic",
+            "priority",
+            &[("mock-c", "claude-3-5-haiku")],
+            &[],
+        )
 }
 
 /// `/v1/messages` to an Anthropic upstream, non-stream and stream, with the real event order.

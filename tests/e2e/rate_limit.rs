@@ -21,16 +21,35 @@ fn body() -> serde_json::Value {
 async fn upstream_429_pauses_provider_for_retry_after_and_traffic_shifts() -> anyhow::Result<()> {
     bounded(async {
         let c = TestCluster::builder()
-            .mock(MockSpec::openai("mock-a", &["gpt-4o-mini"], 150_000, 600_000))
-            .mock(MockSpec::openai("mock-b", &["gpt-4o-mini"], 120_000, 480_000))
-            .route("gpt-4o-mini", "priority", &[("mock-a", "gpt-4o-mini"), ("mock-b", "gpt-4o-mini")], &[])
+            .mock(MockSpec::openai(
+                "mock-a",
+                &["gpt-4o-mini"],
+                150_000,
+                600_000,
+            ))
+            .mock(MockSpec::openai(
+                "mock-b",
+                &["gpt-4o-mini"],
+                120_000,
+                480_000,
+            ))
+            .route(
+                "gpt-4o-mini",
+                "priority",
+                &[("mock-a", "gpt-4o-mini"), ("mock-b", "gpt-4o-mini")],
+                &[],
+            )
             .start()
             .await?;
-        c.fault("mock-a", &json!({"status": 429, "retry_after_s": 2})).await?;
+        c.fault("mock-a", &json!({"status": 429, "retry_after_s": 2}))
+            .await?;
         let first = c.chat(0, &body()).await?;
         let paused_at = std::time::Instant::now();
         assert_eq!(first.status, 200);
-        assert_eq!(first.header("x-switchyard-provider").as_deref(), Some("mock-b"));
+        assert_eq!(
+            first.header("x-switchyard-provider").as_deref(),
+            Some("mock-b")
+        );
         assert_eq!(first.header("x-switchyard-attempts").as_deref(), Some("2"));
         c.clear_faults("mock-a").await?;
         let seen_by_a = c.mock_requests("mock-a").await?;
@@ -39,14 +58,29 @@ async fn upstream_429_pauses_provider_for_retry_after_and_traffic_shifts() -> an
             assert_eq!(r.header("x-switchyard-provider").as_deref(), Some("mock-b"));
             assert_eq!(r.header("x-switchyard-attempts").as_deref(), Some("1"));
         }
-        assert!(paused_at.elapsed() < Duration::from_millis(1800), "the checks above took too long to prove the pause");
-        assert_eq!(c.mock_requests("mock-a").await?, seen_by_a, "a paused provider received traffic");
-        eventually(Duration::from_secs(5), "mock-a serves again after the pause", || async {
-            let r = c.chat(0, &body()).await.ok()?;
-            (r.header("x-switchyard-provider").as_deref() == Some("mock-a")).then_some(())
-        })
+        assert!(
+            paused_at.elapsed() < Duration::from_millis(1800),
+            "the checks above took too long to prove the pause"
+        );
+        assert_eq!(
+            c.mock_requests("mock-a").await?,
+            seen_by_a,
+            "a paused provider received traffic"
+        );
+        eventually(
+            Duration::from_secs(5),
+            "mock-a serves again after the pause",
+            || async {
+                let r = c.chat(0, &body()).await.ok()?;
+                (r.header("x-switchyard-provider").as_deref() == Some("mock-a")).then_some(())
+            },
+        )
         .await?;
-        assert!(paused_at.elapsed() >= Duration::from_millis(1900), "pause ended early: {:?}", paused_at.elapsed());
+        assert!(
+            paused_at.elapsed() >= Duration::from_millis(1900),
+            "pause ended early: {:?}",
+            paused_at.elapsed()
+        );
         c.shutdown().await;
         Ok(())
     })
@@ -59,8 +93,18 @@ async fn provider_rpm_limit_moves_excess_to_the_next_target() -> anyhow::Result<
     bounded(async {
         let c = TestCluster::builder()
             .mock(MockSpec::openai("mock-a", &["gpt-4o-mini"], 150_000, 600_000).extra("rpm = 5"))
-            .mock(MockSpec::openai("mock-b", &["gpt-4o-mini"], 120_000, 480_000))
-            .route("gpt-4o-mini", "priority", &[("mock-a", "gpt-4o-mini"), ("mock-b", "gpt-4o-mini")], &[])
+            .mock(MockSpec::openai(
+                "mock-b",
+                &["gpt-4o-mini"],
+                120_000,
+                480_000,
+            ))
+            .route(
+                "gpt-4o-mini",
+                "priority",
+                &[("mock-a", "gpt-4o-mini"), ("mock-b", "gpt-4o-mini")],
+                &[],
+            )
             .start()
             .await?;
         for _ in 0..12 {

@@ -7,9 +7,24 @@ use crate::bounded;
 
 fn two_openai() -> switchyard_testkit::cluster::Builder {
     TestCluster::builder()
-        .mock(MockSpec::openai("mock-a", &["gpt-4o-mini"], 150_000, 600_000))
-        .mock(MockSpec::openai("mock-b", &["gpt-4o-mini"], 120_000, 480_000))
-        .route("gpt-4o-mini", "priority", &[("mock-a", "gpt-4o-mini"), ("mock-b", "gpt-4o-mini")], &[])
+        .mock(MockSpec::openai(
+            "mock-a",
+            &["gpt-4o-mini"],
+            150_000,
+            600_000,
+        ))
+        .mock(MockSpec::openai(
+            "mock-b",
+            &["gpt-4o-mini"],
+            120_000,
+            480_000,
+        ))
+        .route(
+            "gpt-4o-mini",
+            "priority",
+            &[("mock-a", "gpt-4o-mini"), ("mock-b", "gpt-4o-mini")],
+            &[],
+        )
 }
 
 /// An OpenAI stream passes through chunk by chunk and ends with `[DONE]`; the usage chunk the

@@ -8,9 +8,24 @@ use crate::bounded;
 
 fn fleet() -> switchyard_testkit::cluster::Builder {
     TestCluster::builder()
-        .mock(MockSpec::anthropic("mock-c", &["claude-3-5-haiku"], 800_000, 4_000_000))
-        .mock(MockSpec::openai("mock-a", &["gpt-4o-mini"], 150_000, 600_000))
-        .route("via-anthropic", "priority", &[("mock-c", "claude-3-5-haiku")], &[])
+        .mock(MockSpec::anthropic(
+            "mock-c",
+            &["claude-3-5-haiku"],
+            800_000,
+            4_000_000,
+        ))
+        .mock(MockSpec::openai(
+            "mock-a",
+            &["gpt-4o-mini"],
+            150_000,
+            600_000,
+        ))
+        .route(
+            "via-anthropic",
+            "priority",
+            &[("mock-c", "claude-3-5-haiku")],
+            &[],
+        )
         .route("via-openai", "priority", &[("mock-a", "gpt-4o-mini")], &[])
 }
 

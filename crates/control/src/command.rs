@@ -169,6 +169,9 @@ pub struct SpendEntry {
     pub tags: Vec<String>,
     /// Actual cost.
     pub cost_micros: u64,
+    /// The allowances (one per budget: the key's, the team's) the request was admitted
+    /// against; each is charged the cost.
+    pub leases: Vec<u64>,
 }
 
 /// A change to the replicated state.
@@ -217,16 +220,15 @@ pub enum Op {
         /// How long the allowance is valid.
         ttl_ms: u64,
     },
-    /// A node reports actual costs against one of its allowances, and may give back the rest.
+    /// A node reports actual costs (each against the allowances it was admitted on), then
+    /// closes allowances it no longer uses, returning what they did not spend.
     Settle {
         /// The node.
         node: u64,
-        /// The allowance.
-        lease: u64,
         /// Costs, deduplicated by request id.
         entries: Vec<SpendEntry>,
-        /// Close the allowance and return what was not spent.
-        release: bool,
+        /// Allowances to close after charging `entries`.
+        release: Vec<u64>,
     },
     /// Charges and closes every allowance past its expiry (proposed periodically by the leader).
     ExpireAllowances,
@@ -266,12 +268,12 @@ impl Op {
             } => format!("node {node} reserves {want_micros} micros of {scope}"),
             Op::Settle {
                 node,
-                lease,
                 entries,
                 release,
             } => format!(
-                "node {node} settles {} entries on lease {lease} (release: {release})",
-                entries.len()
+                "node {node} settles {} entries and releases {} allowances",
+                entries.len(),
+                release.len()
             ),
             Op::ExpireAllowances => "expire allowances".into(),
             Op::PutAdminToken { name, role, .. } => {

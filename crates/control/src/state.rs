@@ -317,10 +317,9 @@ impl State {
             }
             Op::Settle {
                 node: _,
-                lease,
                 entries,
                 release,
-            } => self.settle(at_ms, *lease, entries, *release),
+            } => self.settle(at_ms, entries, release),
             Op::ExpireAllowances => {
                 let expired: Vec<u64> = self
                     .allowances
@@ -365,18 +364,16 @@ impl State {
         }
     }
 
-    fn settle(
-        &mut self,
-        at_ms: u64,
-        lease: u64,
-        entries: &[SpendEntry],
-        release: bool,
-    ) -> Response {
-        self.settled
-            .retain(|_, t| at_ms.saturating_sub(*t) < DEDUP_WINDOW_MS);
+    fn settle(&mut self, at_ms: u64, entries: &[SpendEntry], release: &[u64]) -> Response {
+        if entries
+            .iter()
+            .any(|e| !self.settled.contains_key(&e.request_id))
+        {
+            self.settled
+                .retain(|_, t| at_ms.saturating_sub(*t) < DEDUP_WINDOW_MS);
+        }
         let day = at_ms / DAY_MS;
         let (mut applied, mut duplicates) = (0u32, 0u32);
-        let live = self.allowances.get(&lease).map(|a| a.scope.clone());
         for e in entries {
             if self.settled.contains_key(&e.request_id) {
                 duplicates += 1;
@@ -384,14 +381,9 @@ impl State {
             }
             self.settled.insert(e.request_id.clone(), at_ms);
             applied += 1;
-            // Report rows always; the budget is charged only while the allowance is live (an
-            // expired one was already charged in full).
+            let rows = self.spend.rows.entry(day).or_default();
             let mut row = |dim: &str, name: &str| {
-                *self
-                    .spend
-                    .rows
-                    .entry(day)
-                    .or_default()
+                *rows
                     .entry(dim.to_owned())
                     .or_default()
                     .entry(name.to_owned())
@@ -406,9 +398,15 @@ impl State {
                 row("tag", t);
             }
             self.spend.total_micros += e.cost_micros;
-            if let (Some(scope), Some(a)) = (&live, self.allowances.get_mut(&lease))
-                && let Some(b) = self.budgets.get_mut(&scope.to_string())
-            {
+            // Each live allowance's budget is charged; an expired one was already charged in
+            // full, so a late settlement only shows in the report rows.
+            for lease in &e.leases {
+                let Some(a) = self.allowances.get_mut(lease) else {
+                    continue;
+                };
+                let Some(b) = self.budgets.get_mut(&a.scope.to_string()) else {
+                    continue;
+                };
                 roll_period(b, at_ms);
                 let from_reservation = e
                     .cost_micros
@@ -419,10 +417,12 @@ impl State {
                 fire_alerts(b);
             }
         }
-        if release && let Some(a) = self.allowances.remove(&lease) {
-            let unused = a.granted_micros.saturating_sub(a.settled_micros);
-            if let Some(b) = self.budgets.get_mut(&a.scope.to_string()) {
-                b.reserved_micros = b.reserved_micros.saturating_sub(unused);
+        for lease in release {
+            if let Some(a) = self.allowances.remove(lease) {
+                let unused = a.granted_micros.saturating_sub(a.settled_micros);
+                if let Some(b) = self.budgets.get_mut(&a.scope.to_string()) {
+                    b.reserved_micros = b.reserved_micros.saturating_sub(unused);
+                }
             }
         }
         Response::Settled {
@@ -498,6 +498,7 @@ mod tests {
             model: "m".into(),
             tags: vec![],
             cost_micros: cost,
+            leases: vec![1],
         }
     }
 
@@ -611,9 +612,8 @@ mod tests {
                 2,
                 Op::Settle {
                     node: 1,
-                    lease: 1,
                     entries: vec![entry("a", 10), entry("b", 15)],
-                    release: false,
+                    release: vec![],
                 },
             ),
         );
@@ -630,9 +630,8 @@ mod tests {
                 3,
                 Op::Settle {
                     node: 1,
-                    lease: 1,
                     entries: vec![entry("a", 10)],
-                    release: true,
+                    release: vec![1],
                 },
             ),
         );
@@ -671,9 +670,8 @@ mod tests {
                 10,
                 Op::Settle {
                     node: 1,
-                    lease: 1,
                     entries: vec![entry("a", 10)],
-                    release: false,
+                    release: vec![],
                 },
             ),
         );
@@ -695,9 +693,8 @@ mod tests {
                 1001,
                 Op::Settle {
                     node: 1,
-                    lease: 1,
                     entries: vec![entry("b", 20)],
-                    release: true,
+                    release: vec![1],
                 },
             ),
         );
@@ -739,9 +736,8 @@ mod tests {
                 DAY_MS - 4,
                 Op::Settle {
                     node: 1,
-                    lease: 1,
                     entries: vec![entry("a", 50)],
-                    release: true,
+                    release: vec![1],
                 },
             ),
         );
