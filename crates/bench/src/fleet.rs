@@ -73,7 +73,12 @@ impl Fleet {
             .arg("mock")
             .arg("--listen")
             .arg(mock_addr.to_string())
-            .args(["--name", "bench-mock", "--price", "gpt-4o-mini=150000:600000"])
+            .args([
+                "--name",
+                "bench-mock",
+                "--price",
+                "gpt-4o-mini=150000:600000",
+            ])
             .env_remove("SWITCHYARD_MOCK_API_KEY");
         let mut mock = Process::spawn("mock", mock_cmd, dir, mock_addr, false)?;
         mock.wait_ready(Method::GET, "/v1/models", None).await?;
@@ -97,7 +102,9 @@ impl Fleet {
         node_cmd.arg("serve").arg("--config").arg(&config);
         let mut node = Process::spawn("node", node_cmd, dir, node_addr, false)?;
 
-        floor.wait_ready(Method::POST, CHAT_PATH, Some(BODY)).await?;
+        floor
+            .wait_ready(Method::POST, CHAT_PATH, Some(BODY))
+            .await?;
         node.wait_ready(Method::GET, "/readyz", None).await?;
         node.wait_ready(Method::POST, CHAT_PATH, Some(BODY)).await?;
         Ok(Self { mock, floor, node })
@@ -149,7 +156,9 @@ impl Process {
         let mut child = cmd
             .spawn()
             .with_context(|| format!("cannot start the {name}"))?;
-        let pid = child.id().with_context(|| format!("the {name} has no pid"))?;
+        let pid = child
+            .id()
+            .with_context(|| format!("the {name} has no pid"))?;
         let stdin = child.stdin.take();
         Ok(Self {
             name,

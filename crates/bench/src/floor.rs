@@ -50,12 +50,9 @@ struct Floor {
 /// # Errors
 /// Cannot listen, or the upstream URL is malformed.
 pub async fn run(args: FloorArgs) -> anyhow::Result<()> {
-    let upstream: Uri = format!(
-        "{}/chat/completions",
-        args.upstream.trim_end_matches('/')
-    )
-    .parse()
-    .context("--upstream: not a URL")?;
+    let upstream: Uri = format!("{}/chat/completions", args.upstream.trim_end_matches('/'))
+        .parse()
+        .context("--upstream: not a URL")?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

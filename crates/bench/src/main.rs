@@ -28,8 +28,8 @@
 )]
 #![expect(clippy::print_stdout, reason = "the benchmark's report is its output")]
 
-mod floor;
 mod fleet;
+mod floor;
 mod load;
 mod procfs;
 mod report;
@@ -42,11 +42,15 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::fleet::{Fleet, Process};
-use crate::report::{Report, Row, Target};
+use crate::report::{Report, Row, Sample, Target};
 
 /// Measures what a Switchyard node adds over a direct call and over a minimal floor proxy.
 #[derive(Parser)]
-#[command(name = "switchyard-bench", about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "switchyard-bench",
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -152,7 +156,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let mut fleet = Fleet::start(&switchyard, &exe, &work_dir).await?;
     let outcome = tokio::select! {
-        r = measure(&args, &fleet, clock.ticks_per_s) => r,
+        r = measure(&args, &mut fleet, clock.ticks_per_s) => r,
         r = tokio::signal::ctrl_c() => match r {
             Ok(()) => Err(anyhow::anyhow!("interrupted")),
             Err(e) => Err(anyhow::anyhow!("cannot listen for Ctrl-C: {e}")),
@@ -187,7 +191,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 /// Every cell in order: all targets at the first connection count, then at the next.
-async fn measure(args: &RunArgs, fleet: &Fleet, clk_tck: u64) -> anyhow::Result<Vec<Row>> {
+async fn measure(args: &RunArgs, fleet: &mut Fleet, clk_tck: u64) -> anyhow::Result<Vec<Row>> {
     let warmup = Duration::from_secs(args.warmup_s);
     let duration = Duration::from_secs(args.duration_s);
     let mut rows = Vec::new();
@@ -209,18 +213,18 @@ async fn measure(args: &RunArgs, fleet: &Fleet, clk_tck: u64) -> anyhow::Result<
             let mock_after = procfs::cpu_ticks(fleet.mock.pid)?;
             let proxy_after = proxy.map(|p| procfs::cpu_ticks(p.pid)).transpose()?;
             let memory_after = proxy.map(Process::memory).transpose()?;
-            rows.push(Row::new(
+            rows.push(Row::new(Sample {
                 target,
                 conns,
-                &result,
+                load: &result,
                 clk_tck,
-                mock_after.saturating_sub(mock_before),
-                proxy_before
+                mock_ticks: mock_after.saturating_sub(mock_before),
+                proxy_ticks: proxy_before
                     .zip(proxy_after)
                     .map(|(b, a)| a.saturating_sub(b)),
-                rss_before.map(|m| m.rss_kib),
-                memory_after.map(|m| m.hwm_kib),
-            )?);
+                rss_before_kib: rss_before.map(|m| m.rss_kib),
+                hwm_after_kib: memory_after.map(|m| m.hwm_kib),
+            }));
             fleet.check_alive()?;
             tokio::time::sleep(SETTLE).await;
         }
