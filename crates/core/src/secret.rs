@@ -51,6 +51,32 @@ impl fmt::Debug for KeyDigest {
     }
 }
 
+impl KeyDigest {
+    /// Lowercase hex, the form stored and replicated.
+    pub fn to_hex(&self) -> String {
+        let mut s = String::with_capacity(64);
+        for b in self.0 {
+            s.push(char::from(HEX[usize::from(b >> 4)]));
+            s.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        s
+    }
+}
+
+/// Hex digits.
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Random bytes as lowercase hex (ids, tokens).
+pub fn random_hex(bytes: usize) -> String {
+    let mut s = String::with_capacity(bytes * 2);
+    for _ in 0..bytes {
+        let b: u8 = rand::random();
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    s
+}
+
 /// Computes key digests under one cluster secret. The HMAC key schedule is done once here, so
 /// each request pays for two SHA-256 compressions over a short key, not for key setup.
 #[derive(Clone)]
@@ -78,14 +104,7 @@ impl KeyDigester {
 
 /// Makes a new high-entropy virtual key: `sk-sy-` and 32 random bytes in lowercase hex.
 pub fn generate_virtual_key() -> Secret<String> {
-    let bytes: [u8; 32] = rand::random();
-    let mut s = String::with_capacity(6 + 64);
-    s.push_str("sk-sy-");
-    for b in bytes {
-        s.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        s.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));
-    }
-    Secret::new(s)
+    Secret::new(format!("sk-sy-{}", random_hex(32)))
 }
 
 #[cfg(test)]

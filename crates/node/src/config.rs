@@ -28,6 +28,38 @@ pub struct ConfigToml {
     pub providers: Vec<ProviderConfigToml>,
     /// Routes (public model names).
     pub routes: Vec<RouteConfigToml>,
+    /// The control plane (Raft) of this node.
+    pub control: ControlToml,
+}
+
+/// `[control]`: this node's Raft membership and storage.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlToml {
+    /// Where the Raft log, state and the generated cluster secret live (default
+    /// `.switchyard/node-<id>`).
+    pub data_dir: Option<String>,
+    /// gRPC listen address for Raft and admin (default 127.0.0.1:9080).
+    pub listen_grpc: Option<String>,
+    /// Initialise the cluster with `members` if it has never been initialised (default: true
+    /// when `members` is empty, i.e. a single-node cluster).
+    pub bootstrap: Option<bool>,
+    /// Initial voters (including this node); empty for a single-node cluster.
+    pub members: Vec<MemberToml>,
+    /// Environment variable holding an admin token seeded (role admin) at first bootstrap.
+    pub admin_token_env: Option<String>,
+}
+
+/// One initial voter.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberToml {
+    /// Node id.
+    pub id: u64,
+    /// Its HTTP URL.
+    pub http: String,
+    /// Its gRPC URL.
+    pub grpc: String,
 }
 
 /// `[node]`.
@@ -84,6 +116,8 @@ const DEFAULT_MAX_N: u64 = 8;
 const DEFAULT_SHUTDOWN_GRACE_S: u64 = 10;
 /// Loopback by default: a node is exposed on purpose, not by accident.
 const DEFAULT_LISTEN_HTTP: &str = "127.0.0.1:8080";
+/// Loopback by default, like the HTTP edge.
+const DEFAULT_LISTEN_GRPC: &str = "127.0.0.1:9080";
 
 /// The validated configuration, immutable after start.
 #[derive(Clone, Debug)]
@@ -94,7 +128,8 @@ pub struct Config {
     pub listen_http: SocketAddr,
     /// Region label.
     pub region: String,
-    /// Secret keys are digested under.
+    /// Secret keys are digested under; empty until start when the node keeps its own (see
+    /// [`local_cluster_secret`]).
     pub cluster_secret: Secret<String>,
     /// Drain time at shutdown.
     pub shutdown_grace: Duration,
@@ -110,6 +145,23 @@ pub struct Config {
     pub routes: RouteTable,
     /// Pricing catalog with provider overrides applied per provider at lookup time.
     pub pricing: PricingCatalog,
+    /// Control plane settings.
+    pub control: ControlConfig,
+}
+
+/// Validated `[control]`.
+#[derive(Clone, Debug)]
+pub struct ControlConfig {
+    /// Data directory.
+    pub data_dir: std::path::PathBuf,
+    /// gRPC listen address.
+    pub listen_grpc: SocketAddr,
+    /// Initialise the cluster if needed.
+    pub bootstrap: bool,
+    /// Initial voters; empty means this node alone.
+    pub members: std::collections::BTreeMap<u64, switchyard_control::NodeInfo>,
+    /// Admin token seeded at first bootstrap.
+    pub admin_token: Option<Secret<String>>,
 }
 
 /// Validated request limits.
@@ -172,6 +224,13 @@ impl ConfigToml {
         if self.node.id == Some(0) {
             errors.push("node.id: must be greater than 0".into());
         }
+        let node_id = self.node.id.unwrap_or(1);
+        let data_dir = std::path::PathBuf::from(
+            self.control
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| format!(".switchyard/node-{node_id}")),
+        );
         let cluster_secret = match &self.node.cluster_secret_env {
             Some(var) => match env(var) {
                 Some(v) if v.len() >= 16 => Secret::new(v),
@@ -182,9 +241,71 @@ impl ConfigToml {
                     Secret::new(String::new())
                 }
             },
-            // Without a configured secret, digests are private to this process, which is all a
-            // single node with configured keys needs.
-            None => switchyard_core::secret::generate_virtual_key(),
+            // A single node may keep its own secret, generated once beside its data so digests
+            // stay valid across restarts (resolved at start, so validation writes nothing). A
+            // multi-node cluster must share one.
+            None if self.control.members.len() > 1 => {
+                errors.push("node.cluster_secret_env: required when control.members lists several nodes (every node digests keys under the same secret)".into());
+                Secret::new(String::new())
+            }
+            None => Secret::new(String::new()),
+        };
+        let listen_grpc = self
+            .control
+            .listen_grpc
+            .as_deref()
+            .unwrap_or(DEFAULT_LISTEN_GRPC)
+            .parse::<SocketAddr>()
+            .unwrap_or_else(|_| {
+                errors.push("control.listen_grpc: expected host:port, e.g. 127.0.0.1:9080".into());
+                SocketAddr::from(([127, 0, 0, 1], 0))
+            });
+        let mut members = std::collections::BTreeMap::new();
+        for (i, m) in self.control.members.iter().enumerate() {
+            if m.id == 0 || m.http.is_empty() || m.grpc.is_empty() {
+                errors.push(format!(
+                    "control.members[{i}]: id (> 0), http and grpc are required"
+                ));
+            }
+            if members
+                .insert(
+                    m.id,
+                    switchyard_control::NodeInfo {
+                        http: m.http.clone(),
+                        grpc: m.grpc.clone(),
+                    },
+                )
+                .is_some()
+            {
+                errors.push(format!("control.members[{i}].id: duplicate id {}", m.id));
+            }
+        }
+        if !members.is_empty() && !members.contains_key(&node_id) {
+            errors.push(format!(
+                "control.members: does not list this node (id {node_id})"
+            ));
+        }
+        let admin_token = match &self.control.admin_token_env {
+            Some(var) => match env(var) {
+                Some(v) if v.len() >= 16 => Some(Secret::new(v)),
+                _ => {
+                    errors.push(format!(
+                        "control.admin_token_env: {var} must be set to at least 16 characters"
+                    ));
+                    None
+                }
+            },
+            None => None,
+        };
+        let control = ControlConfig {
+            data_dir,
+            listen_grpc,
+            bootstrap: self
+                .control
+                .bootstrap
+                .unwrap_or(self.control.members.is_empty()),
+            members,
+            admin_token,
         };
         let limits = Limits {
             max_body_bytes: positive_usize(
@@ -247,7 +368,7 @@ impl ConfigToml {
             return Err(ConfigError::Invalid(errors));
         }
         Ok(Config {
-            node_id: NodeId(self.node.id.unwrap_or(1)),
+            node_id: NodeId(node_id),
             listen_http,
             region: self.node.region.unwrap_or_else(|| "default".into()),
             cluster_secret,
@@ -262,6 +383,7 @@ impl ConfigToml {
             providers,
             routes,
             pricing,
+            control,
         })
     }
 }
@@ -278,6 +400,23 @@ impl Config {
         })?;
         ConfigToml::parse(&text)?.validate(&|k| std::env::var(k).ok())
     }
+}
+
+/// Reads `data_dir/cluster.secret`, creating it (owner-only) with a fresh secret if absent.
+pub fn local_cluster_secret(dir: &std::path::Path) -> std::io::Result<Secret<String>> {
+    let path = dir.join("cluster.secret");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        return Ok(Secret::new(s.trim().to_owned()));
+    }
+    std::fs::create_dir_all(dir)?;
+    let secret = switchyard_core::secret::random_hex(32);
+    std::fs::write(&path, &secret)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(Secret::new(secret))
 }
 
 fn positive(v: Option<u64>, d: u64, path: &str, errors: &mut Vec<String>) -> u64 {
@@ -314,6 +453,7 @@ mod tests {
             "OPENAI_API_KEY" | "ANTHROPIC_API_KEY" => Some("sk-test".to_owned()),
             "SWITCHYARD_CLUSTER_SECRET" => Some("0123456789abcdef0123".to_owned()),
             "SWITCHYARD_DEMO_KEY" => Some("sk-sy-demo-0123456789".to_owned()),
+            "SWITCHYARD_ADMIN_TOKEN" => Some("sy-admin-0123456789abcdef".to_owned()),
             _ => None,
         };
         let cfg = cfg.validate(&env).unwrap();

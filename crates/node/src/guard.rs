@@ -101,7 +101,13 @@ pub struct Guard {
 impl Guard {
     /// A guard spending through `control`.
     pub fn new(control: Control, node_id: u64, clock: SharedClock) -> Self {
-        Self { control, node_id, clock, inner: Mutex::new(Inner::default()), reserving: tokio::sync::Mutex::new(()) }
+        Self {
+            control,
+            node_id,
+            clock,
+            inner: Mutex::new(Inner::default()),
+            reserving: tokio::sync::Mutex::new(()),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -117,8 +123,14 @@ impl Guard {
     /// # Errors
     /// [`GuardError`] when a budget is exhausted or no allowance can be reserved; debits already
     /// made for other scopes are returned.
-    pub async fn admit(&self, scopes: &[Scope], bound_micros: u64) -> Result<Admission, GuardError> {
-        let mut adm = Admission { debits: Vec::with_capacity(scopes.len()) };
+    pub async fn admit(
+        &self,
+        scopes: &[Scope],
+        bound_micros: u64,
+    ) -> Result<Admission, GuardError> {
+        let mut adm = Admission {
+            debits: Vec::with_capacity(scopes.len()),
+        };
         for scope in scopes {
             let key = scope.to_string();
             let limit = {
@@ -131,7 +143,10 @@ impl Guard {
             let Some(limit) = limit else { continue };
             match self.debit(&key, bound_micros) {
                 Some(lease) => adm.debits.push((key, lease, bound_micros)),
-                None => match self.reserve_and_debit(scope, &key, bound_micros, limit).await {
+                None => match self
+                    .reserve_and_debit(scope, &key, bound_micros, limit)
+                    .await
+                {
                     Ok(lease) => adm.debits.push((key, lease, bound_micros)),
                     Err(e) => {
                         self.undo(&adm);
@@ -148,13 +163,21 @@ impl Guard {
         let now = self.clock.now();
         let mut inner = self.lock();
         let list = inner.held.get_mut(key)?;
-        let h = list.iter_mut().rev().find(|h| !h.retired && now < h.usable_until && h.granted.saturating_sub(h.used) >= bound)?;
+        let h = list.iter_mut().rev().find(|h| {
+            !h.retired && now < h.usable_until && h.granted.saturating_sub(h.used) >= bound
+        })?;
         h.used += bound;
         h.in_flight += 1;
         Some(h.lease)
     }
 
-    async fn reserve_and_debit(&self, scope: &Scope, key: &str, bound: u64, limit: u64) -> Result<u64, GuardError> {
+    async fn reserve_and_debit(
+        &self,
+        scope: &Scope,
+        key: &str,
+        bound: u64,
+        limit: u64,
+    ) -> Result<u64, GuardError> {
         let _one_at_a_time = self.reserving.lock().await;
         // Another request may have reserved while this one waited.
         if let Some(lease) = self.debit(key, bound) {
@@ -165,14 +188,35 @@ impl Guard {
         let cmd = Command {
             at_ms: self.clock.unix_ms(),
             actor: None,
-            op: Op::Reserve { node: self.node_id, scope: scope.clone(), want_micros: want, ttl_ms: ALLOWANCE_TTL.as_millis() as u64 },
+            op: Op::Reserve {
+                node: self.node_id,
+                scope: scope.clone(),
+                want_micros: want,
+                ttl_ms: ALLOWANCE_TTL.as_millis() as u64,
+            },
         };
         let resp = tokio::time::timeout(RESERVE_TIMEOUT, self.control.write(cmd)).await;
         let (lease, granted) = match resp {
-            Ok(Ok(Response::Reserved { lease, granted_micros, .. })) => (lease, granted_micros),
-            Ok(Ok(other)) => return Err(GuardError::CutOff { reason: format!("unexpected reply to a reservation: {other:?}") }),
-            Ok(Err(e)) => return Err(GuardError::CutOff { reason: e.to_string() }),
-            Err(_) => return Err(GuardError::CutOff { reason: "no quorum answered within 2 s".into() }),
+            Ok(Ok(Response::Reserved {
+                lease,
+                granted_micros,
+                ..
+            })) => (lease, granted_micros),
+            Ok(Ok(other)) => {
+                return Err(GuardError::CutOff {
+                    reason: format!("unexpected reply to a reservation: {other:?}"),
+                });
+            }
+            Ok(Err(e)) => {
+                return Err(GuardError::CutOff {
+                    reason: e.to_string(),
+                });
+            }
+            Err(_) => {
+                return Err(GuardError::CutOff {
+                    reason: "no quorum answered within 2 s".into(),
+                });
+            }
         };
         let mut inner = self.lock();
         let list = inner.held.entry(key.to_owned()).or_default();
@@ -181,22 +225,37 @@ impl Guard {
             old.retired = true;
         }
         if granted == 0 {
-            return Err(GuardError::Exhausted { scope: key.to_owned() });
+            return Err(GuardError::Exhausted {
+                scope: key.to_owned(),
+            });
         }
         let fits = granted >= bound;
-        list.push(Held { lease, granted, used: if fits { bound } else { 0 }, in_flight: u32::from(fits), usable_until: requested_at + LOCAL_TTL, retired: false });
+        list.push(Held {
+            lease,
+            granted,
+            used: if fits { bound } else { 0 },
+            in_flight: u32::from(fits),
+            usable_until: requested_at + LOCAL_TTL,
+            retired: false,
+        });
         if fits {
             Ok(lease)
         } else {
             // What is left of the budget is smaller than this request's bound.
-            Err(GuardError::Exhausted { scope: key.to_owned() })
+            Err(GuardError::Exhausted {
+                scope: key.to_owned(),
+            })
         }
     }
 
     fn undo(&self, adm: &Admission) {
         let mut inner = self.lock();
         for (key, lease, bound) in &adm.debits {
-            if let Some(h) = inner.held.get_mut(key).and_then(|l| l.iter_mut().find(|h| h.lease == *lease)) {
+            if let Some(h) = inner
+                .held
+                .get_mut(key)
+                .and_then(|l| l.iter_mut().find(|h| h.lease == *lease))
+            {
                 h.used = h.used.saturating_sub(*bound);
                 h.in_flight = h.in_flight.saturating_sub(1);
             }
@@ -210,8 +269,15 @@ impl Guard {
         let mut inner = self.lock();
         entry.leases.clear();
         for (key, lease, bound) in &adm.debits {
-            if let Some(h) = inner.held.get_mut(key).and_then(|l| l.iter_mut().find(|h| h.lease == *lease)) {
-                h.used = h.used.saturating_sub(*bound).saturating_add(entry.cost_micros);
+            if let Some(h) = inner
+                .held
+                .get_mut(key)
+                .and_then(|l| l.iter_mut().find(|h| h.lease == *lease))
+            {
+                h.used = h
+                    .used
+                    .saturating_sub(*bound)
+                    .saturating_add(entry.cost_micros);
                 h.in_flight = h.in_flight.saturating_sub(1);
             }
             entry.leases.push(*lease);
@@ -239,13 +305,27 @@ impl Guard {
                 });
             }
             inner.release.extend(idle);
-            (std::mem::take(&mut inner.pending), std::mem::take(&mut inner.release))
+            (
+                std::mem::take(&mut inner.pending),
+                std::mem::take(&mut inner.release),
+            )
         };
         if entries.is_empty() && release.is_empty() {
             return;
         }
-        let cmd = Command { at_ms: self.clock.unix_ms(), actor: None, op: Op::Settle { node: self.node_id, entries: entries.clone(), release: release.clone() } };
-        let ok = matches!(tokio::time::timeout(RESERVE_TIMEOUT, self.control.write(cmd)).await, Ok(Ok(_)));
+        let cmd = Command {
+            at_ms: self.clock.unix_ms(),
+            actor: None,
+            op: Op::Settle {
+                node: self.node_id,
+                entries: entries.clone(),
+                release: release.clone(),
+            },
+        };
+        let ok = matches!(
+            tokio::time::timeout(RESERVE_TIMEOUT, self.control.write(cmd)).await,
+            Ok(Ok(_))
+        );
         if !ok {
             tracing::debug!(entries = entries.len(), "settlement failed; will retry");
             let mut inner = self.lock();

@@ -1,18 +1,19 @@
-//! Virtual keys as the edge sees them: a map from key digest to the key's rules. Keys are
-//! seeded from configuration at this stage; the control plane will replace the source, not the
-//! shape. The presented secret is digested (HMAC-SHA-256 under the cluster secret) and looked
-//! up; it is never stored, compared in the clear, or logged.
+//! Virtual keys as the edge sees them. The keys live in the replicated state (by HMAC digest);
+//! the presented secret is digested under the cluster secret and looked up locally, never
+//! stored, compared in the clear or logged. `[[keys]]` in the configuration seed the state at
+//! the cluster's first bootstrap only.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 
-use switchyard_core::{KeyDigest, KeyDigester, Secret};
+use switchyard_control::{KeyRecord, KeyStatus, Op, State};
+use switchyard_core::KeyDigester;
 
 /// A `[[keys]]` entry.
 #[derive(Clone, Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KeyConfigToml {
-    /// Stable id shown to operators (default: the name).
+    /// Stable id (default: the name).
     pub id: Option<String>,
     /// Human name.
     pub name: String,
@@ -24,32 +25,8 @@ pub struct KeyConfigToml {
     pub team: Option<String>,
     /// Public models the key may use (empty = all).
     pub models: Vec<String>,
-    /// Marks the key revoked.
-    pub revoked: bool,
     /// Unix seconds after which the key is refused.
     pub expires_unix_s: Option<u64>,
-}
-
-/// A key's rules.
-#[derive(Clone, Debug)]
-pub struct KeyInfo {
-    /// Stable id (safe to log).
-    pub id: Arc<str>,
-    /// Team, if any.
-    pub team: Option<Arc<str>>,
-    /// Allowed public models; `None` allows all.
-    pub models: Option<HashSet<String>>,
-    /// Revoked keys are refused.
-    pub revoked: bool,
-    /// Refused after this Unix second.
-    pub expires_unix_s: Option<u64>,
-}
-
-impl KeyInfo {
-    /// Whether the key may use `model`.
-    pub fn allows(&self, model: &str) -> bool {
-        self.models.as_ref().is_none_or(|m| m.contains(model))
-    }
 }
 
 /// Why a key was refused.
@@ -65,10 +42,18 @@ pub enum AuthError {
     Expired,
 }
 
-/// Digest → key rules.
+/// The key a request presented, as replicated.
+pub type KeyInfo = KeyRecord;
+
+/// Whether a key may use `model`.
+pub fn allows(k: &KeyRecord, model: &str) -> bool {
+    k.models.is_empty() || k.models.iter().any(|m| m == model)
+}
+
+/// Looks presented keys up in the replicated state.
 pub struct KeyStore {
     digester: KeyDigester,
-    by_digest: HashMap<KeyDigest, Arc<KeyInfo>>,
+    state: Arc<RwLock<State>>,
 }
 
 fn key_value(k: &KeyConfigToml, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
@@ -83,6 +68,11 @@ fn key_value(k: &KeyConfigToml, env: &dyn Fn(&str) -> Option<String>) -> Option<
 const MIN_KEY_CHARS: usize = 16;
 
 impl KeyStore {
+    /// A store reading `state`.
+    pub fn new(digester: KeyDigester, state: Arc<RwLock<State>>) -> Self {
+        Self { digester, state }
+    }
+
     /// Checks `[[keys]]` entries, appending problems with their paths.
     pub fn check(
         keys: &[KeyConfigToml],
@@ -106,105 +96,55 @@ impl KeyStore {
         }
     }
 
-    /// Builds the store from configured keys.
-    pub fn from_config(
-        cluster_secret: &Secret<String>,
+    /// The commands that seed configured keys into a new cluster.
+    pub fn seed_ops(
+        &self,
         keys: &[KeyConfigToml],
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Self {
-        let digester = KeyDigester::new(cluster_secret);
-        let mut by_digest = HashMap::new();
-        for k in keys {
-            let Some(secret) = key_value(k, env) else {
-                continue;
-            };
-            let info = KeyInfo {
-                id: Arc::from(k.id.clone().unwrap_or_else(|| k.name.clone())),
-                team: k.team.as_deref().map(Arc::from),
-                models: (!k.models.is_empty()).then(|| k.models.iter().cloned().collect()),
-                revoked: k.revoked,
-                expires_unix_s: k.expires_unix_s,
-            };
-            by_digest.insert(digester.digest(&secret), Arc::new(info));
-        }
-        Self {
-            digester,
-            by_digest,
-        }
+        now_ms: u64,
+    ) -> Vec<Op> {
+        keys.iter()
+            .filter_map(|k| {
+                let secret = key_value(k, env)?;
+                Some(Op::CreateKey(KeyRecord {
+                    id: k.id.clone().unwrap_or_else(|| k.name.clone()),
+                    digest_hex: self.digester.digest(&secret).to_hex(),
+                    prefix: format!("{}…", secret.chars().take(12).collect::<String>()),
+                    name: k.name.clone(),
+                    owner: None,
+                    team: k.team.clone(),
+                    models: k.models.clone(),
+                    rpm: 0,
+                    tpm: 0,
+                    expires_at_ms: k.expires_unix_s.map(|s| s.saturating_mul(1000)),
+                    tags: BTreeMap::new(),
+                    status: KeyStatus::Active,
+                    created_at_ms: now_ms,
+                }))
+            })
+            .collect()
     }
 
     /// Looks a presented key up.
     ///
     /// # Errors
     /// [`AuthError`] when it is missing, unknown, revoked or expired.
-    pub fn authenticate(
-        &self,
-        presented: Option<&str>,
-        now_unix_s: u64,
-    ) -> Result<Arc<KeyInfo>, AuthError> {
+    pub fn authenticate(&self, presented: Option<&str>, now_ms: u64) -> Result<KeyInfo, AuthError> {
         let presented = presented
             .filter(|p| !p.is_empty())
             .ok_or(AuthError::Missing)?;
-        let info = self
-            .by_digest
-            .get(&self.digester.digest(presented))
-            .ok_or(AuthError::Unknown)?;
-        if info.revoked {
+        let digest = self.digester.digest(presented).to_hex();
+        let state = match self.state.read() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        let k = state.key_by_digest(&digest).ok_or(AuthError::Unknown)?;
+        if k.status == KeyStatus::Revoked {
             return Err(AuthError::Revoked);
         }
-        if info.expires_unix_s.is_some_and(|e| now_unix_s >= e) {
+        if k.expires_at_ms.is_some_and(|e| now_ms >= e) {
             return Err(AuthError::Expired);
         }
-        Ok(Arc::clone(info))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_authenticate_by_digest_with_their_rules() {
-        let keys = vec![
-            KeyConfigToml {
-                name: "a".into(),
-                key: Some("sk-sy-aaaaaaaaaaaaaaaa".into()),
-                models: vec!["m1".into()],
-                ..Default::default()
-            },
-            KeyConfigToml {
-                name: "r".into(),
-                key: Some("sk-sy-rrrrrrrrrrrrrrrr".into()),
-                revoked: true,
-                ..Default::default()
-            },
-            KeyConfigToml {
-                name: "e".into(),
-                key: Some("sk-sy-eeeeeeeeeeeeeeee".into()),
-                expires_unix_s: Some(100),
-                ..Default::default()
-            },
-        ];
-        let s = KeyStore::from_config(&Secret::new("cluster-secret-123456".into()), &keys, &|_| {
-            None
-        });
-        let a = s.authenticate(Some("sk-sy-aaaaaaaaaaaaaaaa"), 0).unwrap();
-        assert!(a.allows("m1") && !a.allows("m2"));
-        assert_eq!(s.authenticate(None, 0).unwrap_err(), AuthError::Missing);
-        assert_eq!(
-            s.authenticate(Some("sk-sy-nope"), 0).unwrap_err(),
-            AuthError::Unknown
-        );
-        assert_eq!(
-            s.authenticate(Some("sk-sy-rrrrrrrrrrrrrrrr"), 0)
-                .unwrap_err(),
-            AuthError::Revoked
-        );
-        assert!(s.authenticate(Some("sk-sy-eeeeeeeeeeeeeeee"), 99).is_ok());
-        assert_eq!(
-            s.authenticate(Some("sk-sy-eeeeeeeeeeeeeeee"), 100)
-                .unwrap_err(),
-            AuthError::Expired
-        );
+        Ok(k.clone())
     }
 }

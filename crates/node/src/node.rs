@@ -14,8 +14,14 @@ use switchyard_provider::ProviderSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use switchyard_control::{Command, Control, NodeInfo, Op, Role};
+use switchyard_core::KeyDigester;
+use tonic::transport::server::TcpIncoming;
+
 use crate::accounting::Accounting;
+use crate::admin::AdminApi;
 use crate::config::Config;
+use crate::guard::Guard;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
 
@@ -23,8 +29,14 @@ use crate::metrics::Metrics;
 pub struct App {
     /// Validated configuration.
     pub config: Arc<Config>,
-    /// Keys by digest.
+    /// Keys by digest, read from the replicated state.
     pub keys: KeyStore,
+    /// The control plane (Raft) handle.
+    pub control: Control,
+    /// Budget admission.
+    pub guard: Arc<Guard>,
+    /// This node's addresses as members see them.
+    pub info: NodeInfo,
     /// Providers and their actors.
     pub providers: ProviderSet<TcpTransport>,
     /// Price and counters per (provider, model).
@@ -55,6 +67,9 @@ impl App {
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The control plane could not start.
+    #[error("cannot start the control plane: {0}")]
+    Control(String),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -88,11 +103,12 @@ impl Node {
     /// # Errors
     /// [`StartError`] when a listener cannot be bound or providers cannot start.
     pub async fn start_with(
-        config: Config,
+        mut config: Config,
         transport: TcpTransport,
         clock: SharedClock,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<NodeHandle, StartError> {
+        // 1. Bind every listener first, so port 0 works and the real addresses are known.
         let listener =
             transport
                 .bind(config.listen_http)
@@ -105,8 +121,44 @@ impl Node {
             addr: config.listen_http,
             source,
         })?;
+        let grpc_listener = transport
+            .bind(config.control.listen_grpc)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.control.listen_grpc,
+                source,
+            })?;
+        let grpc_addr = grpc_listener
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                addr: config.control.listen_grpc,
+                source,
+            })?;
+        if config.cluster_secret.expose().is_empty() {
+            config.cluster_secret = crate::config::local_cluster_secret(&config.control.data_dir)
+                .map_err(|e| {
+                StartError::Control(format!(
+                    "cluster secret in {}: {e}",
+                    config.control.data_dir.display()
+                ))
+            })?;
+        }
         let tracker = TaskTracker::new();
         let cancel = CancellationToken::new();
+        // 2. The control plane: Raft log and state from the data directory.
+        let info = NodeInfo {
+            http: format!("http://{http_addr}"),
+            grpc: format!("http://{grpc_addr}"),
+        };
+        let control = Control::open(
+            config.node_id.0,
+            info.clone(),
+            &config.control.data_dir,
+            switchyard_control::ControlConfig::default(),
+        )
+        .await
+        .map_err(|e| StartError::Control(e.to_string()))?;
+        // 3. Providers and their actors.
         let providers = ProviderSet::start(
             config.providers.clone(),
             transport,
@@ -115,14 +167,23 @@ impl Node {
         )
         .await
         .map_err(StartError::Providers)?;
-        let keys = KeyStore::from_config(&config.cluster_secret, &config.keys, env);
+        let digester = KeyDigester::new(&config.cluster_secret);
+        let keys = KeyStore::new(digester, Arc::clone(control.state()));
         let accounting = Accounting::build(&config.routes, &config.providers, &config.pricing);
         let node_header = HeaderValue::from(config.node_id.0);
         let salt: u32 = rand::random();
+        let guard = Arc::new(Guard::new(
+            control.clone(),
+            config.node_id.0,
+            Arc::clone(&clock),
+        ));
         let app = Arc::new(App {
             request_id_prefix: format!("sy-{}-{salt:08x}-", config.node_id.0),
             config: Arc::new(config),
             keys,
+            control,
+            guard: Arc::clone(&guard),
+            info,
             providers,
             accounting,
             metrics: Metrics::default(),
@@ -131,6 +192,7 @@ impl Node {
             ready: AtomicBool::new(false),
             request_seq: AtomicU64::new(0),
         });
+        // 4. Serve HTTP, and gRPC (Raft between nodes, admin for ctl).
         let router = crate::edge::router(Arc::clone(&app));
         // TCP_NODELAY on every accepted socket: without it each small response waits for the
         // client's delayed ACK (about 44 ms on loopback).
@@ -146,14 +208,44 @@ impl Node {
                 tracing::error!(error = %e, "http server stopped with an error");
             }
         });
-        app.ready.store(true, Ordering::Release);
-        tracing::info!(node_id = app.config.node_id.0, %http_addr, providers = app.config.providers.len(), "node serving");
-        Ok(NodeHandle {
+        let grpc = tonic::transport::Server::builder()
+            .add_service(switchyard_control::raft_service(&app.control))
+            .add_service(
+                switchyard_proto::pb::admin_service_server::AdminServiceServer::new(AdminApi::new(
+                    Arc::clone(&app),
+                )),
+            );
+        let shutdown = cancel.clone();
+        let incoming = TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
+        tracker.spawn(async move {
+            if let Err(e) = grpc
+                .serve_with_incoming_shutdown(incoming, async move { shutdown.cancelled().await })
+                .await
+            {
+                tracing::error!(error = %e, "grpc server stopped with an error");
+            }
+        });
+        // 5. Background duties: settlement batches, and (while leader) allowance expiry.
+        tracker.spawn(crate::guard::run_flusher(guard, cancel.clone()));
+        tracker.spawn(crate::duties::run(Arc::clone(&app), cancel.clone()));
+        let handle = NodeHandle {
             app,
             http_addr,
+            grpc_addr,
             cancel,
             tracker,
-        })
+        };
+        // 6. First bootstrap: initialise the cluster and seed it from configuration.
+        if handle.app.config.control.bootstrap {
+            let mut members = handle.app.config.control.members.clone();
+            if members.is_empty() {
+                members.insert(handle.app.config.node_id.0, handle.app.info.clone());
+            }
+            handle.bootstrap(members, env).await?;
+        }
+        handle.app.ready.store(true, Ordering::Release);
+        tracing::info!(node_id = handle.app.config.node_id.0, %http_addr, %grpc_addr, providers = handle.app.config.providers.len(), "node serving");
+        Ok(handle)
     }
 }
 
@@ -163,6 +255,8 @@ pub struct NodeHandle {
     pub app: Arc<App>,
     /// The bound HTTP address.
     pub http_addr: SocketAddr,
+    /// The bound gRPC address (Raft and admin).
+    pub grpc_addr: SocketAddr,
     /// Cancelled to begin shutdown; every task selects on it.
     cancel: CancellationToken,
     /// Every task the node spawned.
@@ -197,11 +291,107 @@ impl NodeHandle {
             );
         }
         self.app.providers.shutdown().await;
+        if let Err(e) = self.app.control.shutdown().await {
+            tracing::warn!(error = %e, "control plane did not shut down cleanly");
+        }
         tracing::info!(node_id = self.app.config.node_id.0, "node stopped");
+    }
+
+    /// Initialises the cluster with `members` (a no-op if it already is) and, if the replicated
+    /// state is still empty, seeds it from configuration: the configured keys and admin token.
+    /// Runs in the background until a leader accepts the seed, so a bootstrapping node does not
+    /// wait for its peers to start.
+    ///
+    /// # Errors
+    /// When the local Raft refuses to initialise.
+    pub async fn bootstrap(
+        &self,
+        members: std::collections::BTreeMap<u64, NodeInfo>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), StartError> {
+        self.app
+            .control
+            .initialize(members)
+            .await
+            .map_err(|e| StartError::Control(e.to_string()))?;
+        let app = Arc::clone(&self.app);
+        let mut ops = app
+            .keys
+            .seed_ops(&app.config.keys, env, app.clock.unix_ms());
+        if let Some(token) = &app.config.control.admin_token {
+            let digest_hex = KeyDigester::new(&app.config.cluster_secret)
+                .digest(token.expose())
+                .to_hex();
+            ops.push(Op::PutAdminToken {
+                name: "bootstrap".into(),
+                digest_hex,
+                role: Role::Admin,
+            });
+        }
+        let cancel = self.cancel.clone();
+        self.tracker.spawn(async move {
+            for op in ops {
+                loop {
+                    if cancel.is_cancelled() {
+                        return;
+                    }
+                    if seeded_already(&app, &op) {
+                        break;
+                    }
+                    let cmd = Command {
+                        at_ms: app.clock.unix_ms(),
+                        actor: Some("bootstrap".into()),
+                        op: op.clone(),
+                    };
+                    match app.control.write(cmd).await {
+                        Ok(_) => break,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "seeding waits for a leader");
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Waits until the seed from configuration is applied on this node (tests and tools).
+    pub async fn wait_seeded(&self, timeout: std::time::Duration) -> bool {
+        let want = self.app.config.keys.len();
+        tokio::time::timeout(timeout, async {
+            loop {
+                let n = match self.app.control.state().read() {
+                    Ok(s) => s.keys.len(),
+                    Err(p) => p.into_inner().keys.len(),
+                };
+                if n >= want {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .is_ok()
+    }
+
+    /// `http://addr` of the gRPC server.
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc_addr)
     }
 
     /// A token that is cancelled when shutdown begins.
     pub fn cancelled(&self) -> CancellationToken {
         self.cancel.clone()
     }
+}
+
+/// Whether a seed key already exists (a restarted bootstrap node must not seed twice).
+fn seeded_already(app: &App, op: &Op) -> bool {
+    let Op::CreateKey(k) = op else { return false };
+    let s = match app.control.state().read() {
+        Ok(s) => s,
+        Err(p) => p.into_inner(),
+    };
+    s.keys.contains_key(&k.id)
 }

@@ -127,7 +127,10 @@ impl BreakerState {
 }
 
 #[cfg(test)]
-#[expect(clippy::disallowed_methods, reason = "tests read paused tokio time directly")]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "tests read paused tokio time directly"
+)]
 mod tests {
     use super::*;
 

@@ -273,7 +273,10 @@ impl Gate {
 }
 
 #[cfg(test)]
-#[expect(clippy::disallowed_methods, reason = "tests read paused tokio time directly")]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "tests read paused tokio time directly"
+)]
 mod tests {
     use super::*;
 

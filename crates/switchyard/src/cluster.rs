@@ -42,6 +42,9 @@ pub struct UpArgs {
     /// First mock provider port.
     #[arg(long, default_value_t = 7001)]
     mock_port: u16,
+    /// First node gRPC port (Raft and admin).
+    #[arg(long, default_value_t = 9081)]
+    grpc_port: u16,
 }
 
 /// One mock of the demo fleet.
@@ -91,7 +94,12 @@ const FLEET: [MockSpec; 3] = [
 ];
 
 /// A demo route: (public model, strategy, [(provider, upstream model)], fallback models).
-type DemoRoute = (&'static str, &'static str, &'static [(&'static str, &'static str)], &'static [&'static str]);
+type DemoRoute = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static [&'static str],
+);
 
 /// Demo routes.
 const ROUTES: [DemoRoute; 4] = [
@@ -260,20 +268,30 @@ async fn start_all(
     }
     let mut nodes_json = Vec::new();
     let mut node_addrs = Vec::new();
+    let mut members = Vec::new();
     for id in 1..=args.nodes {
-        let addr = free_addr(args.http_port.saturating_add(id - 1)).await?;
+        let http = free_addr(args.http_port.saturating_add(id - 1)).await?;
+        let grpc = free_addr(args.grpc_port.saturating_add(id - 1)).await?;
+        members.push((id, http, grpc));
+    }
+    for &(id, addr, grpc) in &members {
         let config_path = dir.join(format!("node-{id}.toml"));
-        std::fs::write(&config_path, node_config(id, addr, &mock_addrs))
-            .with_context(|| format!("cannot write {}", config_path.display()))?;
+        let data_dir = std::path::absolute(dir.join(format!("node-{id}")))?;
+        std::fs::write(
+            &config_path,
+            node_config(id, addr, grpc, &data_dir, &members, &mock_addrs),
+        )
+        .with_context(|| format!("cannot write {}", config_path.display()))?;
         let mut cmd = Command::new(exe);
         cmd.arg("serve").arg("--config").arg(&config_path);
         cmd.env("SWITCHYARD_CLUSTER_SECRET", &secrets.cluster_secret)
-            .env("SWITCHYARD_DEMO_KEY", &secrets.demo_key);
+            .env("SWITCHYARD_DEMO_KEY", &secrets.demo_key)
+            .env("SWITCHYARD_ADMIN_TOKEN", &secrets.admin_token);
         let running = spawn(cmd, &format!("node-{id}"), dir)?;
         let pid = running.child.id().unwrap_or(0);
         children.push(running);
         node_addrs.push(addr);
-        nodes_json.push(json!({"id": id, "http": format!("http://{addr}"), "grpc": Value::Null, "pid": pid, "region": "local"}));
+        nodes_json.push(json!({"id": id, "http": format!("http://{addr}"), "grpc": format!("http://{grpc}"), "pid": pid, "region": "local"}));
     }
     for addr in &node_addrs {
         wait_ready(*addr, "/readyz").await?;
@@ -291,7 +309,14 @@ async fn start_all(
 
 /// The node's configuration file: the mock fleet, real providers whose keys are in the
 /// environment, and the demo routes.
-fn node_config(id: u16, addr: SocketAddr, mocks: &[SocketAddr]) -> String {
+fn node_config(
+    id: u16,
+    addr: SocketAddr,
+    grpc: SocketAddr,
+    data_dir: &Path,
+    members: &[(u16, SocketAddr, SocketAddr)],
+    mocks: &[SocketAddr],
+) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
@@ -301,6 +326,21 @@ fn node_config(id: u16, addr: SocketAddr, mocks: &[SocketAddr]) -> String {
         t,
         "[node]\nid = {id}\nlisten_http = \"{addr}\"\nregion = \"local\"\ncluster_secret_env = \"SWITCHYARD_CLUSTER_SECRET\"\n"
     );
+    // Node 1 initialises the cluster on first start (a no-op afterwards); every node lists the
+    // same voters.
+    let _ = writeln!(
+        t,
+        "[control]\ndata_dir = \"{}\"\nlisten_grpc = \"{grpc}\"\nbootstrap = {}\nadmin_token_env = \"SWITCHYARD_ADMIN_TOKEN\"",
+        data_dir.display(),
+        id == 1
+    );
+    for (mid, mhttp, mgrpc) in members {
+        let _ = writeln!(
+            t,
+            "[[control.members]]\nid = {mid}\nhttp = \"http://{mhttp}\"\ngrpc = \"http://{mgrpc}\""
+        );
+    }
+    t.push('\n');
     let _ = writeln!(
         t,
         "[[keys]]\nname = \"demo\"\nkey_env = \"SWITCHYARD_DEMO_KEY\"\n"
@@ -460,6 +500,11 @@ fn print_summary(s: &Summary) {
     println!(
         "\nTry:\n  curl {first}/v1/chat/completions -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' \\\n    -d '{{\"model\":\"gpt-4o-mini\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'",
         c["demo_key"].as_str().unwrap_or_default()
+    );
+    println!(
+        "\nAdmin:\n  switchyard ctl --endpoint {} --token {} cluster status",
+        c["nodes"][0]["grpc"].as_str().unwrap_or_default(),
+        c["admin_token"].as_str().unwrap_or_default()
     );
     println!("\nPress Ctrl-C to stop every process.");
 }

@@ -2,6 +2,7 @@
 //! mock provider fleet, `mock` runs one mock provider.
 
 mod cluster;
+mod ctl;
 mod mock;
 mod serve;
 
@@ -26,6 +27,8 @@ enum Command {
     },
     /// Run the mock LLM provider.
     Mock(mock::MockArgs),
+    /// Administer a cluster over gRPC.
+    Ctl(ctl::CtlArgs),
 }
 
 /// Exit code for bad usage or configuration (sysexits EX_USAGE).
@@ -49,6 +52,7 @@ fn main() {
             Command::Serve(args) => serve::run(args).await,
             Command::Cluster { command } => cluster::run(command).await,
             Command::Mock(args) => mock::run(args).await,
+            Command::Ctl(args) => ctl::run(args).await,
         }
     });
     if let Err(e) = result {

@@ -100,6 +100,32 @@ pub struct Builder {
 
 /// The demo key every test cluster accepts.
 pub const TEST_KEY: &str = "sk-sy-test-key-0123456789abcdef";
+/// The admin token every test cluster accepts (role admin).
+pub const TEST_ADMIN_TOKEN: &str = "sy-admin-test-token-0123456789";
+/// The cluster secret of test clusters.
+const TEST_CLUSTER_SECRET: &str = "test-cluster-secret-0123456789";
+
+/// A fresh directory under `target/tmp` for one node's data.
+fn data_dir(id: usize) -> std::path::PathBuf {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let root = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let dir = root
+        .join("tmp")
+        .join(format!("node-{}-{n}-{id}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn test_env(k: &str) -> Option<String> {
+    match k {
+        "SY_TEST_SECRET" => Some(TEST_CLUSTER_SECRET.to_owned()),
+        "SY_TEST_ADMIN" => Some(TEST_ADMIN_TOKEN.to_owned()),
+        _ => None,
+    }
+}
 
 impl Builder {
     /// Number of nodes (default 1).
@@ -202,27 +228,43 @@ impl Builder {
         }
         let n = self.nodes.max(1);
         let mut nodes = Vec::new();
+        let mut dirs = Vec::new();
         for id in 1..=n {
-            let toml = self.node_toml_text(id, &mocks);
-            let secret = "test-cluster-secret-0123456789";
-            let env = move |k: &str| match k {
-                "SY_TEST_SECRET" => Some(secret.to_owned()),
-                _ => None,
-            };
+            let dir = data_dir(id);
+            let toml = self.node_toml_text(id, &mocks, &dir);
             let config = ConfigToml::parse(&toml)?
-                .validate(&env)
+                .validate(&test_env)
                 .map_err(|e| anyhow::anyhow!("{e}\n--- config ---\n{toml}"))?;
-            let node = Node::start_with(config, TcpTransport, Arc::new(SystemClock), &env).await?;
+            let node =
+                Node::start_with(config, TcpTransport, Arc::new(SystemClock), &test_env).await?;
             nodes.push(node);
+            dirs.push(dir);
+        }
+        let members: std::collections::BTreeMap<u64, switchyard_control::NodeInfo> = nodes
+            .iter()
+            .map(|n| (n.app.config.node_id.0, n.app.info.clone()))
+            .collect();
+        nodes[0].bootstrap(members, &test_env).await?;
+        for node in &nodes {
+            anyhow::ensure!(
+                node.wait_seeded(std::time::Duration::from_secs(10)).await,
+                "node {} did not receive the seeded keys",
+                node.app.config.node_id
+            );
         }
         Ok(TestCluster { nodes, mocks })
     }
 
-    fn node_toml_text(&self, id: usize, mocks: &[MockInfo]) -> String {
+    fn node_toml_text(&self, id: usize, mocks: &[MockInfo], dir: &std::path::Path) -> String {
         let mut t = String::new();
         let _ = writeln!(
             t,
             "[node]\nid = {id}\nlisten_http = \"127.0.0.1:0\"\ncluster_secret_env = \"SY_TEST_SECRET\"\nshutdown_grace_s = 2\n"
+        );
+        let _ = writeln!(
+            t,
+            "[control]\ndata_dir = \"{}\"\nlisten_grpc = \"127.0.0.1:0\"\nbootstrap = false\nadmin_token_env = \"SY_TEST_ADMIN\"\n",
+            dir.display()
         );
         t.push_str(&self.node_extra);
         let _ = writeln!(t, "\n[[keys]]\nname = \"test\"\nkey = \"{TEST_KEY}\"\n");
@@ -389,10 +431,17 @@ impl TestCluster {
             .ok_or_else(|| anyhow::anyhow!("mock stats without requests: {v}"))
     }
 
-    /// Stops every node.
+    /// gRPC URL of node `i` (admin and Raft).
+    pub fn grpc_url(&self, i: usize) -> String {
+        self.nodes[i].grpc_url()
+    }
+
+    /// Stops every node and removes their data.
     pub async fn shutdown(self) {
         for n in self.nodes {
+            let dir = n.app.config.control.data_dir.clone();
             n.shutdown().await;
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

@@ -1,8 +1,6 @@
 //! Reading the presented virtual key: `Authorization: Bearer <key>` (OpenAI clients) or
 //! `x-api-key: <key>` (Anthropic clients). The key is only ever digested, never logged.
 
-use std::sync::Arc;
-
 use http::HeaderMap;
 
 use crate::edge::error::EdgeError;
@@ -13,7 +11,7 @@ use crate::node::App;
 ///
 /// # Errors
 /// [`EdgeError::MissingKey`] or [`EdgeError::InvalidKey`].
-pub fn authenticate(app: &App, headers: &HeaderMap) -> Result<Arc<KeyInfo>, EdgeError> {
+pub fn authenticate(app: &App, headers: &HeaderMap) -> Result<KeyInfo, EdgeError> {
     let bearer = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

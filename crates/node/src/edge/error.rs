@@ -56,6 +56,16 @@ pub enum EdgeError {
         /// When one may be available again, if known.
         retry_after: Option<Duration>,
     },
+    /// The key's or team's budget has nothing left for this request.
+    BudgetExhausted {
+        /// `key:…` or `team:…`.
+        scope: String,
+    },
+    /// Budgeted work refused: no allowance could be reserved (cut off from the quorum).
+    CutOff {
+        /// What failed.
+        reason: String,
+    },
     /// The node is starting or stopping.
     NotReady,
     /// Our own bug.
@@ -136,7 +146,14 @@ impl EdgeError {
                 Some("timeout"),
                 true,
             ),
-            EdgeError::NoProvider { .. } | EdgeError::NotReady => c(
+            // Retrying cannot help until an operator raises the budget or the period resets.
+            EdgeError::BudgetExhausted { .. } => c(
+                StatusCode::TOO_MANY_REQUESTS,
+                "insufficient_quota",
+                Some("insufficient_quota"),
+                false,
+            ),
+            EdgeError::NoProvider { .. } | EdgeError::NotReady | EdgeError::CutOff { .. } => c(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "api_error",
                 Some("unavailable"),
@@ -163,6 +180,8 @@ impl EdgeError {
             EdgeError::UpstreamTimeout { .. } => "upstream_timeout",
             EdgeError::NoProvider { .. } => "no_provider",
             EdgeError::NotReady => "not_ready",
+            EdgeError::BudgetExhausted { .. } => "budget_exhausted",
+            EdgeError::CutOff { .. } => "cut_off",
             EdgeError::Internal(_) => "internal",
         }
     }
@@ -196,6 +215,12 @@ impl EdgeError {
                 "no provider is available for this model right now; request id {request_id}"
             ),
             EdgeError::NotReady => "this node is not ready to serve".into(),
+            EdgeError::BudgetExhausted { scope } => format!(
+                "budget exhausted for {scope}: you exceeded your current quota; raise the budget or wait for its period to reset"
+            ),
+            EdgeError::CutOff { reason } => format!(
+                "budgeted requests are paused: this node cannot reach the cluster's quorum to reserve budget ({reason}); request id {request_id}"
+            ),
             EdgeError::Internal(_) => format!("internal error; request id {request_id}"),
         }
     }

@@ -17,9 +17,10 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// 200 once serving, 503 while starting or stopping.
+/// 200 once serving with a known Raft leader; 503 while starting, stopping, or cut off from the
+/// quorum (a load balancer should then prefer other nodes).
 pub async fn readyz(State(app): State<Arc<App>>) -> Response {
-    if app.ready.load(Ordering::Acquire) {
+    if app.ready.load(Ordering::Acquire) && app.control.leader().is_some() {
         (StatusCode::OK, "ready").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()

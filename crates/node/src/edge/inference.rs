@@ -24,10 +24,14 @@ use switchyard_core::OutcomeClass;
 use switchyard_provider::{CallOk, Endpoint, StreamEnd};
 use switchyard_router::{PlanError, Strategy, TargetView, plan};
 
+use switchyard_control::{Scope, SpendEntry};
+
 use crate::dispatch::{DispatchRequest, dispatch};
 use crate::edge::auth::authenticate;
 use crate::edge::error::EdgeError;
 use crate::edge::headers::{self, request_id};
+use crate::guard::GuardError;
+use crate::keys::KeyInfo;
 use crate::node::App;
 
 /// Body fields that would let a client pick an upstream or credential; only configuration may.
@@ -127,7 +131,7 @@ async fn serve(
             limits.max_n
         )));
     }
-    if !key.allows(&facts.model) {
+    if !crate::keys::allows(&key, &facts.model) {
         return Err(EdgeError::ModelNotAllowed(facts.model));
     }
     let strategy = strategy_hint(headers, hints.as_ref())?;
@@ -166,7 +170,48 @@ async fn serve(
         est_tokens: prompt_estimate_tokens + facts.max_tokens.unwrap_or(limits.default_max_tokens),
         prompt_estimate_tokens,
     };
-    let served = dispatch(app, &req, &candidates, &mut map).await?;
+    // The guard: debit an upper bound of this request's cost from the budgets it spends from.
+    let scopes = budget_scopes(app, &key);
+    let admission = if scopes.is_empty() {
+        None
+    } else {
+        if endpoint == Endpoint::Chat
+            && !map.contains_key("max_tokens")
+            && !map.contains_key("max_completion_tokens")
+        {
+            // The output bound needs a cap the upstream honours.
+            map.insert("max_tokens".into(), Value::from(limits.default_max_tokens));
+        }
+        let n = map.get("n").and_then(Value::as_u64).unwrap_or(1).max(1);
+        let completion_bound = facts
+            .max_tokens
+            .unwrap_or(limits.default_max_tokens)
+            .saturating_mul(n);
+        let bound = cost_bound(app, &candidates, body_len, completion_bound);
+        Some(app.guard.admit(&scopes, bound).await.map_err(|e| match e {
+            GuardError::Exhausted { scope } => EdgeError::BudgetExhausted { scope },
+            GuardError::CutOff { reason } => EdgeError::CutOff { reason },
+        })?)
+    };
+    let request_tags = tags(headers, hints.as_ref());
+    let spend = |cost: u64, model: &str| SpendEntry {
+        request_id: rid.to_owned(),
+        key_id: key.id.clone(),
+        team: key.team.clone(),
+        model: model.to_owned(),
+        tags: request_tags.clone(),
+        cost_micros: cost,
+        leases: Vec::new(),
+    };
+    let served = match dispatch(app, &req, &candidates, &mut map).await {
+        Ok(s) => s,
+        Err(e) => {
+            if let Some(adm) = admission {
+                app.guard.finish(adm, spend(0, &facts.model));
+            }
+            return Err(e);
+        }
+    };
     let account = app
         .accounting
         .get(&served.provider, &served.upstream_model)
@@ -176,6 +221,9 @@ async fn serve(
             let cost = account.as_ref().map(|a| a.cost(usage)).unwrap_or_default();
             if let Some(a) = &account {
                 a.record_ok(usage, cost);
+            }
+            if let Some(adm) = admission {
+                app.guard.finish(adm, spend(cost.0, &served.public_model));
             }
             let mut resp = Response::new(Body::from(body));
             let h = resp.headers_mut();
@@ -198,9 +246,18 @@ async fn serve(
         }
         CallOk::Stream(mut stream) => {
             let request_id = rid.to_owned();
+            let guard = Arc::clone(&app.guard);
+            let entry = admission.map(|adm| (adm, spend(0, &served.public_model)));
             stream.on_end(Box::new(move |end: StreamEnd| {
+                let cost = account
+                    .as_ref()
+                    .map(|a| a.cost(end.usage))
+                    .unwrap_or_default();
+                if let Some((adm, mut e)) = entry {
+                    e.cost_micros = cost.0;
+                    guard.finish(adm, e);
+                }
                 if let Some(a) = account {
-                    let cost = a.cost(end.usage);
                     if end.class == OutcomeClass::Ok {
                         a.record_ok(end.usage, cost);
                     } else {
@@ -237,6 +294,85 @@ async fn serve(
             Ok(resp)
         }
     }
+}
+
+/// The budgets a key spends from: its own and its team's, when set.
+fn budget_scopes(app: &App, key: &KeyInfo) -> Vec<Scope> {
+    let state = match app.control.state().read() {
+        Ok(s) => s,
+        Err(p) => p.into_inner(),
+    };
+    let mut scopes = Vec::new();
+    let own = Scope::Key(key.id.clone());
+    if state.budgets.contains_key(&own.to_string()) {
+        scopes.push(own);
+    }
+    if let Some(t) = &key.team {
+        let team = Scope::Team(t.clone());
+        if state.budgets.contains_key(&team.to_string()) {
+            scopes.push(team);
+        }
+    }
+    scopes
+}
+
+/// An upper bound of what the request can cost on any of its candidates: prompt tokens are
+/// bounded by the body's bytes (no tokenizer yields more than one token per byte), completion
+/// tokens by `max_tokens × n`, each at the highest price among the candidates.
+fn cost_bound(
+    app: &App,
+    candidates: &[switchyard_router::Candidate],
+    body_bytes: u64,
+    completion_tokens: u64,
+) -> u64 {
+    let mut price = switchyard_core::Price::default();
+    for c in candidates {
+        if let Some(p) = app
+            .accounting
+            .get(&c.target.provider, &c.target.upstream_model)
+            .and_then(|a| a.price)
+        {
+            price.input_micros_per_mtok = price.input_micros_per_mtok.max(p.input_micros_per_mtok);
+            price.output_micros_per_mtok =
+                price.output_micros_per_mtok.max(p.output_micros_per_mtok);
+        }
+    }
+    price.cost(body_bytes, completion_tokens).0
+}
+
+/// Metadata tags from `x-switchyard-tags: k=v,k2=v2` or the body's `switchyard.tags`.
+fn tags(headers: &HeaderMap, hints: Option<&Value>) -> Vec<String> {
+    /// At most this many tags per request, so a client cannot bloat the spend report.
+    const MAX_TAGS: usize = 16;
+    let mut out: Vec<String> = Vec::new();
+    if let Some(h) = headers
+        .get("x-switchyard-tags")
+        .and_then(|v| v.to_str().ok())
+    {
+        out.extend(
+            h.split(',')
+                .map(str::trim)
+                .filter(|t| t.contains('='))
+                .map(str::to_owned),
+        );
+    }
+    match hints.and_then(|h| h.get("tags")) {
+        Some(Value::Object(m)) => out.extend(m.iter().map(|(k, v)| {
+            format!(
+                "{k}={}",
+                v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+            )
+        })),
+        Some(Value::String(s)) => out.extend(
+            s.split(',')
+                .map(str::trim)
+                .filter(|t| t.contains('='))
+                .map(str::to_owned),
+        ),
+        _ => {}
+    }
+    out.truncate(MAX_TAGS);
+    out
 }
 
 /// Reads the body up to `limit` bytes.

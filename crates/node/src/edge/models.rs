@@ -30,7 +30,7 @@ pub async fn list(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         .config
         .routes
         .iter()
-        .filter(|r| key.allows(&r.model))
+        .filter(|r| crate::keys::allows(&key, &r.model))
         .map(|r| {
             let available: Vec<&str> = r
                 .targets

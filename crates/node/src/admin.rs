@@ -1,0 +1,516 @@
+//! The admin gRPC service (`proto/switchyard/v1/admin.proto`), served by every node. Reads come
+//! from the local replicated state; writes go through Raft (forwarded to the leader by the
+//! control handle). Every call needs an admin token whose role allows it; a virtual key never
+//! does. Errors are gRPC statuses with a message, mapped in one place ([`status`]).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLockReadGuard};
+
+use switchyard_control::state::Budget;
+use switchyard_control::{
+    Command, ControlError, KeyRecord, KeyStatus, Op, Period, Rejection, Response, Role, Scope,
+    State,
+};
+use switchyard_core::KeyDigester;
+use switchyard_core::secret::{generate_virtual_key, random_hex};
+use switchyard_proto::pb;
+use switchyard_proto::pb::admin_service_server::AdminService;
+use tonic::{Request, Status};
+
+use crate::node::App;
+
+/// Characters of a secret shown as its prefix in listings.
+const PREFIX_CHARS: usize = 12;
+/// Audit entries returned when the caller gives no limit.
+const DEFAULT_AUDIT_LIMIT: usize = 100;
+
+/// The admin service of one node.
+pub struct AdminApi {
+    app: Arc<App>,
+    digester: KeyDigester,
+}
+
+impl AdminApi {
+    /// The service for `app`.
+    pub fn new(app: Arc<App>) -> Self {
+        let digester = KeyDigester::new(&app.config.cluster_secret);
+        Self { app, digester }
+    }
+
+    fn state(&self) -> RwLockReadGuard<'_, State> {
+        match self.app.control.state().read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// The caller's name and role, if its token allows `need`.
+    fn authorize<T>(&self, req: &Request<T>, need: Role) -> Result<String, Status> {
+        let token = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                Status::unauthenticated("missing admin token: send 'authorization: Bearer <token>'")
+            })?;
+        let digest = self.digester.digest(token.trim()).to_hex();
+        let state = self.state();
+        let t = state.admin_token(&digest).ok_or_else(|| {
+            Status::unauthenticated(
+                "invalid admin token (virtual keys cannot be used for admin calls)",
+            )
+        })?;
+        // Roles are ordered from most to least powerful.
+        if t.role > need {
+            return Err(Status::permission_denied(format!(
+                "role {} may not do this (needs {})",
+                t.role.as_str(),
+                need.as_str()
+            )));
+        }
+        Ok(t.name.clone())
+    }
+
+    async fn write(&self, actor: String, op: Op) -> Result<Response, Status> {
+        let cmd = Command {
+            at_ms: self.app.clock.unix_ms(),
+            actor: Some(actor),
+            op,
+        };
+        match self.app.control.write(cmd).await.map_err(status)? {
+            Response::Rejected(r) => Err(rejection(r)),
+            other => Ok(other),
+        }
+    }
+}
+
+/// Control errors become statuses through the control crate's one exhaustive mapping
+/// (`NotLeader` → `Unavailable` with the leader's address in metadata, and so on).
+pub fn status(e: ControlError) -> Status {
+    Status::from(e)
+}
+
+fn rejection(r: Rejection) -> Status {
+    match r {
+        Rejection::NotFound(what) => Status::not_found(format!("{what} not found")),
+        Rejection::AlreadyExists(what) => Status::already_exists(format!("{what} already exists")),
+        Rejection::FailedPrecondition(why) => Status::failed_precondition(why),
+    }
+}
+
+fn key_info(k: &KeyRecord) -> pb::KeyInfo {
+    pb::KeyInfo {
+        id: k.id.clone(),
+        prefix: k.prefix.clone(),
+        name: k.name.clone(),
+        owner: k.owner.clone().unwrap_or_default(),
+        team: k.team.clone().unwrap_or_default(),
+        models: k.models.clone(),
+        rpm: k.rpm,
+        tpm: k.tpm,
+        expires_at_ms: k.expires_at_ms.unwrap_or(0),
+        tags: k.tags.clone().into_iter().collect(),
+        status: k.status.as_str().to_owned(),
+        created_at_ms: k.created_at_ms,
+    }
+}
+
+fn budget_info(b: &Budget, outstanding: u32) -> pb::BudgetInfo {
+    pb::BudgetInfo {
+        scope: b.scope.to_string(),
+        limit_micros: b.limit_micros,
+        period: b.period.as_str().to_owned(),
+        spent_micros: b.spent_micros,
+        reserved_micros: b.reserved_micros,
+        available_micros: b.available_micros(),
+        alert_thresholds_pct: b
+            .alert_thresholds_pct
+            .iter()
+            .map(|p| u32::from(*p))
+            .collect(),
+        alerts_fired_pct: b.alerts_fired_pct.iter().map(|p| u32::from(*p)).collect(),
+        outstanding_allowances: outstanding,
+    }
+}
+
+fn scope_of(key: &str, team: &str) -> Result<Scope, Status> {
+    match (key.is_empty(), team.is_empty()) {
+        (false, true) => Ok(Scope::Key(key.to_owned())),
+        (true, false) => Ok(Scope::Team(team.to_owned())),
+        _ => Err(Status::invalid_argument("give exactly one of key and team")),
+    }
+}
+
+fn period_of(p: &str) -> Result<Period, Status> {
+    if p.is_empty() {
+        return Ok(Period::Total);
+    }
+    Period::parse(p).ok_or_else(|| {
+        Status::invalid_argument(format!(
+            "unknown period {p:?} (expected total, daily or monthly)"
+        ))
+    })
+}
+
+fn new_secret(digester: &KeyDigester) -> (String, String, String) {
+    let secret = generate_virtual_key();
+    let digest = digester.digest(secret.expose()).to_hex();
+    let prefix: String = secret.expose().chars().take(PREFIX_CHARS).collect();
+    (secret.expose().clone(), digest, format!("{prefix}…"))
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminApi {
+    async fn cluster_status(
+        &self,
+        req: Request<pb::ClusterStatusRequest>,
+    ) -> Result<tonic::Response<pb::ClusterStatusReply>, Status> {
+        self.authorize(&req, Role::Viewer)?;
+        Ok(tonic::Response::new(crate::cluster_view::status(&self.app)))
+    }
+
+    async fn add_node(
+        &self,
+        req: Request<pb::AddNodeRequest>,
+    ) -> Result<tonic::Response<pb::ClusterStatusReply>, Status> {
+        self.authorize(&req, Role::Admin)?;
+        let r = req.into_inner();
+        if r.id == 0 || r.http.is_empty() || r.grpc.is_empty() {
+            return Err(Status::invalid_argument("id, http and grpc are required"));
+        }
+        let info = switchyard_control::NodeInfo {
+            http: r.http,
+            grpc: r.grpc,
+        };
+        self.app
+            .control
+            .add_node(r.id, info, r.voter)
+            .await
+            .map_err(status)?;
+        Ok(tonic::Response::new(crate::cluster_view::status(&self.app)))
+    }
+
+    async fn remove_node(
+        &self,
+        req: Request<pb::RemoveNodeRequest>,
+    ) -> Result<tonic::Response<pb::ClusterStatusReply>, Status> {
+        self.authorize(&req, Role::Admin)?;
+        let id = req.into_inner().id;
+        self.app.control.remove_node(id).await.map_err(status)?;
+        Ok(tonic::Response::new(crate::cluster_view::status(&self.app)))
+    }
+
+    async fn create_key(
+        &self,
+        req: Request<pb::CreateKeyRequest>,
+    ) -> Result<tonic::Response<pb::CreateKeyReply>, Status> {
+        // Creating a key shows its secret, which operators never see.
+        let actor = self.authorize(&req, Role::Admin)?;
+        let r = req.into_inner();
+        if r.name.trim().is_empty() {
+            return Err(Status::invalid_argument("name is required"));
+        }
+        if r.models.iter().any(|m| m.trim().is_empty()) {
+            return Err(Status::invalid_argument(
+                "models must not contain empty names",
+            ));
+        }
+        let period = period_of(&r.period)?;
+        let (secret, digest_hex, prefix) = new_secret(&self.digester);
+        let record = KeyRecord {
+            id: format!("key_{}", random_hex(8)),
+            digest_hex,
+            prefix,
+            name: r.name.trim().to_owned(),
+            owner: (!r.owner.is_empty()).then_some(r.owner),
+            team: (!r.team.is_empty()).then_some(r.team),
+            models: r.models,
+            rpm: r.rpm,
+            tpm: r.tpm,
+            expires_at_ms: (r.expires_at_ms > 0).then_some(r.expires_at_ms),
+            tags: r.tags.into_iter().collect::<BTreeMap<_, _>>(),
+            status: KeyStatus::Active,
+            created_at_ms: self.app.clock.unix_ms(),
+        };
+        let id = record.id.clone();
+        let stored = match self.write(actor.clone(), Op::CreateKey(record)).await? {
+            Response::Key(k) => k,
+            other => return Err(Status::internal(format!("unexpected reply: {other:?}"))),
+        };
+        if r.budget_micros > 0 {
+            self.write(
+                actor,
+                Op::SetBudget {
+                    scope: Scope::Key(id.clone()),
+                    limit_micros: r.budget_micros,
+                    period,
+                    alert_thresholds_pct: vec![50, 80, 100],
+                },
+            )
+            .await?;
+        }
+        Ok(tonic::Response::new(pb::CreateKeyReply {
+            id,
+            key: secret,
+            info: Some(key_info(&stored)),
+        }))
+    }
+
+    async fn list_keys(
+        &self,
+        req: Request<pb::ListKeysRequest>,
+    ) -> Result<tonic::Response<pb::ListKeysReply>, Status> {
+        self.authorize(&req, Role::Viewer)?;
+        let team = req.into_inner().team;
+        let state = self.state();
+        let keys = state
+            .keys
+            .values()
+            .filter(|k| team.is_empty() || k.team.as_deref() == Some(team.as_str()))
+            .map(key_info)
+            .collect();
+        Ok(tonic::Response::new(pb::ListKeysReply { keys }))
+    }
+
+    async fn show_key(
+        &self,
+        req: Request<pb::KeyIdRequest>,
+    ) -> Result<tonic::Response<pb::KeyInfo>, Status> {
+        self.authorize(&req, Role::Viewer)?;
+        let id = req.into_inner().id;
+        let state = self.state();
+        state
+            .keys
+            .get(&id)
+            .map(|k| tonic::Response::new(key_info(k)))
+            .ok_or_else(|| Status::not_found(format!("key {id} not found")))
+    }
+
+    async fn revoke_key(
+        &self,
+        req: Request<pb::KeyIdRequest>,
+    ) -> Result<tonic::Response<pb::KeyInfo>, Status> {
+        let actor = self.authorize(&req, Role::Operator)?;
+        let id = req.into_inner().id;
+        if id.is_empty() {
+            return Err(Status::invalid_argument("id is required"));
+        }
+        match self.write(actor, Op::RevokeKey { id }).await? {
+            Response::Key(k) => Ok(tonic::Response::new(key_info(&k))),
+            other => Err(Status::internal(format!("unexpected reply: {other:?}"))),
+        }
+    }
+
+    async fn rotate_key(
+        &self,
+        req: Request<pb::KeyIdRequest>,
+    ) -> Result<tonic::Response<pb::CreateKeyReply>, Status> {
+        let actor = self.authorize(&req, Role::Admin)?;
+        let id = req.into_inner().id;
+        if id.is_empty() {
+            return Err(Status::invalid_argument("id is required"));
+        }
+        let (secret, digest_hex, prefix) = new_secret(&self.digester);
+        match self
+            .write(
+                actor,
+                Op::RotateKey {
+                    id: id.clone(),
+                    digest_hex,
+                    prefix,
+                },
+            )
+            .await?
+        {
+            Response::Key(k) => Ok(tonic::Response::new(pb::CreateKeyReply {
+                id,
+                key: secret,
+                info: Some(key_info(&k)),
+            })),
+            other => Err(Status::internal(format!("unexpected reply: {other:?}"))),
+        }
+    }
+
+    async fn set_budget(
+        &self,
+        req: Request<pb::SetBudgetRequest>,
+    ) -> Result<tonic::Response<pb::BudgetInfo>, Status> {
+        let actor = self.authorize(&req, Role::Operator)?;
+        let r = req.into_inner();
+        let scope = scope_of(&r.key, &r.team)?;
+        let period = period_of(&r.period)?;
+        let thresholds: Vec<u8> = r
+            .alert_thresholds_pct
+            .iter()
+            .map(|p| {
+                u8::try_from(*p)
+                    .ok()
+                    .filter(|p| (1..=100).contains(p))
+                    .ok_or_else(|| {
+                        Status::invalid_argument(format!(
+                            "alert threshold {p} is not a percentage from 1 to 100"
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        let thresholds = if thresholds.is_empty() {
+            vec![50, 80, 100]
+        } else {
+            thresholds
+        };
+        self.write(
+            actor,
+            Op::SetBudget {
+                scope: scope.clone(),
+                limit_micros: r.limit_micros,
+                period,
+                alert_thresholds_pct: thresholds,
+            },
+        )
+        .await?;
+        self.show(&scope)
+    }
+
+    async fn show_budget(
+        &self,
+        req: Request<pb::ShowBudgetRequest>,
+    ) -> Result<tonic::Response<pb::BudgetInfo>, Status> {
+        self.authorize(&req, Role::Viewer)?;
+        let r = req.into_inner();
+        let scope = scope_of(&r.key, &r.team)?;
+        self.show(&scope)
+    }
+
+    async fn spend(
+        &self,
+        req: Request<pb::SpendRequest>,
+    ) -> Result<tonic::Response<pb::SpendReply>, Status> {
+        self.authorize(&req, Role::Viewer)?;
+        let r = req.into_inner();
+        let dim = match r.by.as_str() {
+            "" | "key" => "key",
+            "team" => "team",
+            "model" => "model",
+            "tag" => "tag",
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "unknown grouping {other:?} (expected key, team, model or tag)"
+                )));
+            }
+        };
+        // A key or team filter reads that dimension; grouping then only applies unfiltered.
+        let (dim, only) = match (r.key.is_empty(), r.team.is_empty()) {
+            (false, _) => ("key", Some(r.key)),
+            (true, false) => ("team", Some(r.team)),
+            (true, true) => (dim, None),
+        };
+        let today = self.app.clock.unix_ms() / 86_400_000;
+        let first_day = if r.days == 0 {
+            0
+        } else {
+            today.saturating_sub(u64::from(r.days) - 1)
+        };
+        let state = self.state();
+        let mut totals: BTreeMap<String, u64> = BTreeMap::new();
+        for (_, dims) in state.spend.rows.range(first_day..) {
+            if let Some(names) = dims.get(dim) {
+                for (name, micros) in names {
+                    if only.as_deref().is_none_or(|o| o == name) {
+                        *totals.entry(name.clone()).or_default() += micros;
+                    }
+                }
+            }
+        }
+        let spent_micros = if only.is_none() && dim != "tag" && dim != "team" && r.days == 0 {
+            state.spend.total_micros
+        } else {
+            totals.values().sum()
+        };
+        let rows = totals
+            .into_iter()
+            .map(|(name, spent_micros)| pb::SpendRow { name, spent_micros })
+            .collect();
+        let expired_charges_micros = state.spend.expired_charges_micros.values().sum();
+        Ok(tonic::Response::new(pb::SpendReply {
+            spent_micros,
+            rows,
+            expired_charges_micros,
+        }))
+    }
+
+    async fn audit(
+        &self,
+        req: Request<pb::AuditRequest>,
+    ) -> Result<tonic::Response<pb::AuditReply>, Status> {
+        self.authorize(&req, Role::Viewer)?;
+        let limit = match req.into_inner().limit {
+            0 => DEFAULT_AUDIT_LIMIT,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+        let state = self.state();
+        let skip = state.audit.len().saturating_sub(limit);
+        let entries = state.audit[skip..]
+            .iter()
+            .map(|a| pb::AuditEntry {
+                index: a.index,
+                at_ms: a.at_ms,
+                actor: a.actor.clone(),
+                what: a.what.clone(),
+            })
+            .collect();
+        Ok(tonic::Response::new(pb::AuditReply { entries }))
+    }
+
+    async fn create_admin_token(
+        &self,
+        req: Request<pb::CreateAdminTokenRequest>,
+    ) -> Result<tonic::Response<pb::CreateAdminTokenReply>, Status> {
+        let actor = self.authorize(&req, Role::Admin)?;
+        let r = req.into_inner();
+        let role = Role::parse(&r.role).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "unknown role {:?} (expected admin, operator or viewer)",
+                r.role
+            ))
+        })?;
+        if r.name.trim().is_empty() {
+            return Err(Status::invalid_argument("name is required"));
+        }
+        let token = format!("sy-admin-{}", random_hex(24));
+        let digest_hex = self.digester.digest(&token).to_hex();
+        self.write(
+            actor,
+            Op::PutAdminToken {
+                name: r.name.clone(),
+                digest_hex,
+                role,
+            },
+        )
+        .await?;
+        Ok(tonic::Response::new(pb::CreateAdminTokenReply {
+            name: r.name,
+            token,
+            role: role.as_str().to_owned(),
+        }))
+    }
+}
+
+impl AdminApi {
+    fn show(&self, scope: &Scope) -> Result<tonic::Response<pb::BudgetInfo>, Status> {
+        let state = self.state();
+        let b = state
+            .budgets
+            .get(&scope.to_string())
+            .ok_or_else(|| Status::not_found(format!("budget {scope} not found")))?;
+        let outstanding = state
+            .allowances
+            .values()
+            .filter(|a| &a.scope == scope)
+            .count();
+        Ok(tonic::Response::new(budget_info(
+            b,
+            u32::try_from(outstanding).unwrap_or(u32::MAX),
+        )))
+    }
+}

@@ -1,0 +1,419 @@
+//! `switchyard ctl`: the admin client. It talks gRPC to any node (writes are forwarded to the
+//! leader there), prints human tables by default and JSON with `--json` (the forms scripts rely
+//! on, DESIGN §3). Exit status is non-zero on any error, with the server's message.
+
+mod output;
+
+use anyhow::{Context, bail};
+use serde_json::json;
+use switchyard_core::Micros;
+use switchyard_proto::pb;
+use switchyard_proto::pb::admin_service_client::AdminServiceClient;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+
+/// Arguments of `ctl`.
+#[derive(clap::Args)]
+pub struct CtlArgs {
+    /// gRPC endpoint of any node.
+    #[arg(
+        long,
+        env = "SWITCHYARD_ENDPOINT",
+        default_value = "http://127.0.0.1:9081",
+        global = true
+    )]
+    endpoint: String,
+    /// Admin token.
+    #[arg(long, env = "SWITCHYARD_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    noun: Noun,
+}
+
+#[derive(clap::Subcommand)]
+enum Noun {
+    /// Cluster membership and leadership.
+    Cluster {
+        #[command(subcommand)]
+        verb: ClusterVerb,
+    },
+    /// Virtual keys.
+    Keys {
+        #[command(subcommand)]
+        verb: KeysVerb,
+    },
+    /// Budgets.
+    Budgets {
+        #[command(subcommand)]
+        verb: BudgetsVerb,
+    },
+    /// Spend report.
+    Spend {
+        /// Only this key.
+        #[arg(long)]
+        key: Option<String>,
+        /// Only this team.
+        #[arg(long)]
+        team: Option<String>,
+        /// Group by key, team, model or tag.
+        #[arg(long, default_value = "key")]
+        by: String,
+        /// Only the last N days (0 = all).
+        #[arg(long, default_value_t = 0)]
+        days: u32,
+    },
+    /// The audit log of admin writes.
+    Audit {
+        /// Most recent entries to show.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Admin tokens.
+    Tokens {
+        #[command(subcommand)]
+        verb: TokensVerb,
+    },
+}
+
+#[derive(clap::Subcommand)]
+enum ClusterVerb {
+    /// Members, roles, leader, term, commit and applied index.
+    Status,
+    /// Adds a node (as a learner, then a voter unless --learner).
+    AddNode {
+        /// Node id.
+        #[arg(long)]
+        id: u64,
+        /// Its HTTP URL.
+        #[arg(long)]
+        http: String,
+        /// Its gRPC URL.
+        #[arg(long)]
+        grpc: String,
+        /// Keep it a learner.
+        #[arg(long)]
+        learner: bool,
+    },
+    /// Removes a node from the voters and the cluster.
+    RemoveNode {
+        /// Node id.
+        id: u64,
+    },
+}
+
+#[derive(clap::Subcommand)]
+enum KeysVerb {
+    /// Creates a key; its secret is printed this once.
+    Create {
+        /// Name.
+        #[arg(long)]
+        name: String,
+        /// Team.
+        #[arg(long)]
+        team: Option<String>,
+        /// Owner.
+        #[arg(long)]
+        owner: Option<String>,
+        /// Budget in dollars, e.g. 12.50.
+        #[arg(long)]
+        budget_usd: Option<String>,
+        /// Budget period: total, daily or monthly.
+        #[arg(long, default_value = "total")]
+        period: String,
+        /// Requests per minute (cluster-wide).
+        #[arg(long, default_value_t = 0)]
+        rpm: u64,
+        /// Tokens per minute (cluster-wide).
+        #[arg(long, default_value_t = 0)]
+        tpm: u64,
+        /// Allowed models, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<String>,
+        /// Tags, k=v, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        tags: Vec<String>,
+    },
+    /// Lists keys.
+    List {
+        /// Only this team.
+        #[arg(long)]
+        team: Option<String>,
+    },
+    /// Shows a key.
+    Show {
+        /// Key id.
+        id: String,
+    },
+    /// Revokes a key on every node.
+    Revoke {
+        /// Key id.
+        id: String,
+    },
+    /// Replaces a key's secret; the new one is printed this once.
+    Rotate {
+        /// Key id.
+        id: String,
+    },
+}
+
+#[derive(clap::Subcommand)]
+enum BudgetsVerb {
+    /// Sets a budget.
+    Set {
+        /// Key id.
+        #[arg(long)]
+        key: Option<String>,
+        /// Team.
+        #[arg(long)]
+        team: Option<String>,
+        /// Limit in dollars, e.g. 100 or 0.05.
+        #[arg(long)]
+        limit_usd: String,
+        /// total, daily or monthly.
+        #[arg(long, default_value = "total")]
+        period: String,
+        /// Alert thresholds in percent, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        alerts: Vec<u32>,
+    },
+    /// Shows a budget.
+    Show {
+        /// Key id.
+        #[arg(long)]
+        key: Option<String>,
+        /// Team.
+        #[arg(long)]
+        team: Option<String>,
+    },
+}
+
+#[derive(clap::Subcommand)]
+enum TokensVerb {
+    /// Creates an admin token; printed this once.
+    Create {
+        /// Name (shown in the audit log).
+        #[arg(long)]
+        name: String,
+        /// admin, operator or viewer.
+        #[arg(long)]
+        role: String,
+    },
+}
+
+/// Runs one `ctl` command.
+pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
+    let channel = Channel::from_shared(args.endpoint.clone())
+        .with_context(|| format!("invalid endpoint {}", args.endpoint))?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(15))
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to {}", args.endpoint))?;
+    let token = args.token.clone().unwrap_or_default();
+    let bearer: MetadataValue<_> = format!("Bearer {token}")
+        .parse()
+        .context("the token contains characters not allowed in a header")?;
+    let mut client =
+        AdminServiceClient::with_interceptor(channel, move |mut req: tonic::Request<()>| {
+            req.metadata_mut().insert("authorization", bearer.clone());
+            Ok(req)
+        });
+    let out = match args.noun {
+        Noun::Cluster { verb } => match verb {
+            ClusterVerb::Status => output::cluster(
+                client
+                    .cluster_status(pb::ClusterStatusRequest {})
+                    .await
+                    .map_err(err)?
+                    .into_inner(),
+            ),
+            ClusterVerb::AddNode {
+                id,
+                http,
+                grpc,
+                learner,
+            } => output::cluster(
+                client
+                    .add_node(pb::AddNodeRequest {
+                        id,
+                        http,
+                        grpc,
+                        voter: !learner,
+                    })
+                    .await
+                    .map_err(err)?
+                    .into_inner(),
+            ),
+            ClusterVerb::RemoveNode { id } => output::cluster(
+                client
+                    .remove_node(pb::RemoveNodeRequest { id })
+                    .await
+                    .map_err(err)?
+                    .into_inner(),
+            ),
+        },
+        Noun::Keys { verb } => match verb {
+            KeysVerb::Create {
+                name,
+                team,
+                owner,
+                budget_usd,
+                period,
+                rpm,
+                tpm,
+                models,
+                tags,
+            } => {
+                let budget_micros = match budget_usd {
+                    Some(b) => {
+                        Micros::parse_usd(&b)
+                            .with_context(|| "--budget-usd".to_owned())?
+                            .0
+                    }
+                    None => 0,
+                };
+                let mut tag_map = std::collections::HashMap::new();
+                for t in tags {
+                    let Some((k, v)) = t.split_once('=') else {
+                        bail!("--tags {t:?}: expected k=v")
+                    };
+                    tag_map.insert(k.to_owned(), v.to_owned());
+                }
+                let req = pb::CreateKeyRequest {
+                    name,
+                    team: team.unwrap_or_default(),
+                    owner: owner.unwrap_or_default(),
+                    models,
+                    rpm,
+                    tpm,
+                    expires_at_ms: 0,
+                    tags: tag_map,
+                    budget_micros,
+                    period,
+                };
+                output::created_key(client.create_key(req).await.map_err(err)?.into_inner())
+            }
+            KeysVerb::List { team } => output::keys(
+                client
+                    .list_keys(pb::ListKeysRequest {
+                        team: team.unwrap_or_default(),
+                    })
+                    .await
+                    .map_err(err)?
+                    .into_inner(),
+            ),
+            KeysVerb::Show { id } => output::key(
+                client
+                    .show_key(pb::KeyIdRequest { id })
+                    .await
+                    .map_err(err)?
+                    .into_inner(),
+            ),
+            KeysVerb::Revoke { id } => output::key(
+                client
+                    .revoke_key(pb::KeyIdRequest { id })
+                    .await
+                    .map_err(err)?
+                    .into_inner(),
+            ),
+            KeysVerb::Rotate { id } => output::created_key(
+                client
+                    .rotate_key(pb::KeyIdRequest { id })
+                    .await
+                    .map_err(err)?
+                    .into_inner(),
+            ),
+        },
+        Noun::Budgets { verb } => match verb {
+            BudgetsVerb::Set {
+                key,
+                team,
+                limit_usd,
+                period,
+                alerts,
+            } => {
+                let limit =
+                    Micros::parse_usd(&limit_usd).with_context(|| "--limit-usd".to_owned())?;
+                let req = pb::SetBudgetRequest {
+                    key: key.unwrap_or_default(),
+                    team: team.unwrap_or_default(),
+                    limit_micros: limit.0,
+                    period,
+                    alert_thresholds_pct: alerts,
+                };
+                output::budget(client.set_budget(req).await.map_err(err)?.into_inner())
+            }
+            BudgetsVerb::Show { key, team } => output::budget(
+                client
+                    .show_budget(pb::ShowBudgetRequest {
+                        key: key.unwrap_or_default(),
+                        team: team.unwrap_or_default(),
+                    })
+                    .await
+                    .map_err(err)?
+                    .into_inner(),
+            ),
+        },
+        Noun::Spend {
+            key,
+            team,
+            by,
+            days,
+        } => {
+            let req = pb::SpendRequest {
+                key: key.unwrap_or_default(),
+                team: team.unwrap_or_default(),
+                by,
+                days,
+            };
+            output::spend(client.spend(req).await.map_err(err)?.into_inner())
+        }
+        Noun::Audit { limit } => output::audit(
+            client
+                .audit(pb::AuditRequest { limit })
+                .await
+                .map_err(err)?
+                .into_inner(),
+        ),
+        Noun::Tokens { verb } => match verb {
+            TokensVerb::Create { name, role } => {
+                let r = client
+                    .create_admin_token(pb::CreateAdminTokenRequest { name, role })
+                    .await
+                    .map_err(err)?
+                    .into_inner();
+                output::Out {
+                    json: json!({"name": r.name, "token": r.token, "role": r.role}),
+                    table: format!(
+                        "token {} ({}): {}\nShown once: store it now.",
+                        r.name, r.role, r.token
+                    ),
+                }
+            }
+        },
+    };
+    output::print(&out, args.json);
+    Ok(())
+}
+
+/// A gRPC error as the user should read it.
+fn err(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{}: {}", code_name(s.code()), s.message())
+}
+
+fn code_name(c: tonic::Code) -> &'static str {
+    match c {
+        tonic::Code::InvalidArgument => "invalid argument",
+        tonic::Code::NotFound => "not found",
+        tonic::Code::AlreadyExists => "already exists",
+        tonic::Code::PermissionDenied => "permission denied",
+        tonic::Code::Unauthenticated => "unauthenticated",
+        tonic::Code::FailedPrecondition => "failed precondition",
+        tonic::Code::Unavailable => "unavailable",
+        tonic::Code::DeadlineExceeded => "deadline exceeded",
+        _ => "error",
+    }
+}
