@@ -10,6 +10,7 @@ mod bad_input;
 mod breaker;
 mod chat;
 mod cluster_up;
+mod control;
 mod cost;
 mod messages;
 mod rate_limit;

@@ -91,6 +91,27 @@ pub fn status(e: ControlError) -> Status {
     Status::from(e)
 }
 
+/// Asks the leader for the cluster status, bounded in time.
+async fn ask_leader(
+    grpc: &str,
+    auth: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+) -> Result<pb::ClusterStatusReply, Status> {
+    /// A status call to the leader is a local round trip; one second is plenty.
+    const ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+    let endpoint = tonic::transport::Endpoint::from_shared(grpc.to_owned())
+        .map_err(|e| Status::internal(e.to_string()))?;
+    let channel = endpoint
+        .connect_timeout(ASK_TIMEOUT)
+        .timeout(ASK_TIMEOUT)
+        .connect()
+        .await
+        .map_err(|e| Status::unavailable(e.to_string()))?;
+    let mut client = pb::admin_service_client::AdminServiceClient::new(channel);
+    let mut req = Request::new(pb::ClusterStatusRequest {});
+    req.metadata_mut().insert("authorization", auth);
+    Ok(client.cluster_status(req).await?.into_inner())
+}
+
 fn rejection(r: Rejection) -> Status {
     match r {
         Rejection::NotFound(what) => Status::not_found(format!("{what} not found")),
@@ -167,6 +188,15 @@ impl AdminService for AdminApi {
         req: Request<pb::ClusterStatusRequest>,
     ) -> Result<tonic::Response<pb::ClusterStatusReply>, Status> {
         self.authorize(&req, Role::Viewer)?;
+        // Only the leader knows how far every member got; a follower asks it, and answers from
+        // its own view when the leader cannot be reached.
+        if let Some((leader, info)) = self.app.control.leader()
+            && leader != self.app.config.node_id.0
+            && let Some(auth) = req.metadata().get("authorization").cloned()
+            && let Ok(reply) = ask_leader(&info.grpc, auth).await
+        {
+            return Ok(tonic::Response::new(reply));
+        }
         Ok(tonic::Response::new(crate::cluster_view::status(&self.app)))
     }
 

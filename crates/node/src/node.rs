@@ -356,16 +356,21 @@ impl NodeHandle {
         Ok(())
     }
 
-    /// Waits until the seed from configuration is applied on this node (tests and tools).
+    /// Waits until the seed from configuration (keys and admin token) is applied on this node
+    /// (tests and tools).
     pub async fn wait_seeded(&self, timeout: std::time::Duration) -> bool {
-        let want = self.app.config.keys.len();
+        let want_keys = self.app.config.keys.len();
+        let want_token = self.app.config.control.admin_token.is_some();
         tokio::time::timeout(timeout, async {
             loop {
-                let n = match self.app.control.state().read() {
-                    Ok(s) => s.keys.len(),
-                    Err(p) => p.into_inner().keys.len(),
+                let done = {
+                    let s = match self.app.control.state().read() {
+                        Ok(s) => s,
+                        Err(p) => p.into_inner(),
+                    };
+                    s.keys.len() >= want_keys && (!want_token || !s.admin_tokens.is_empty())
                 };
-                if n >= want {
+                if done {
                     return;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;

@@ -310,6 +310,22 @@ impl Builder {
     }
 }
 
+/// Adds `authorization: Bearer <token>` to every admin call.
+#[derive(Clone)]
+pub struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
+}
+
+/// The admin client type tests use.
+pub type AdminClient = switchyard_proto::pb::admin_service_client::AdminServiceClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>,
+>;
+
 /// A running mock.
 pub struct MockInfo {
     /// Its name.
@@ -429,6 +445,30 @@ impl TestCluster {
         v.get("requests")
             .and_then(serde_json::Value::as_u64)
             .ok_or_else(|| anyhow::anyhow!("mock stats without requests: {v}"))
+    }
+
+    /// An admin client for node `i` authenticated with `token`.
+    ///
+    /// # Errors
+    /// When the channel cannot be built.
+    pub async fn admin_with(&self, i: usize, token: &str) -> anyhow::Result<AdminClient> {
+        let channel = tonic::transport::Channel::from_shared(self.grpc_url(i))?
+            .connect()
+            .await?;
+        let bearer = Bearer(format!("Bearer {token}").parse()?);
+        Ok(
+            switchyard_proto::pb::admin_service_client::AdminServiceClient::with_interceptor(
+                channel, bearer,
+            ),
+        )
+    }
+
+    /// An admin client for node `i` with the test admin token.
+    ///
+    /// # Errors
+    /// When the channel cannot be built.
+    pub async fn admin(&self, i: usize) -> anyhow::Result<AdminClient> {
+        self.admin_with(i, TEST_ADMIN_TOKEN).await
     }
 
     /// gRPC URL of node `i` (admin and Raft).

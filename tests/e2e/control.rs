@@ -1,0 +1,565 @@
+//! The control plane on in-process nodes: cluster status, keys replicated to every node within a
+//! second, hard budget caps under concurrency, the spend report, and refusal of bad admin input.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use switchyard_proto::pb;
+use switchyard_testkit::cluster::TEST_KEY;
+use switchyard_testkit::{MockSpec, TestCluster, eventually, post_json};
+use tonic::Code;
+
+use crate::bounded;
+
+fn three_nodes() -> switchyard_testkit::cluster::Builder {
+    TestCluster::builder()
+        .nodes(3)
+        .mock(MockSpec::openai(
+            "mock-a",
+            &["gpt-4o-mini"],
+            150_000,
+            600_000,
+        ))
+        .route("gpt-4o-mini", "priority", &[("mock-a", "gpt-4o-mini")], &[])
+}
+
+fn chat_body() -> serde_json::Value {
+    json!({"model": "gpt-4o-mini", "max_tokens": 16, "messages": [{"role": "user", "content": "hello there"}]})
+}
+
+async fn chat_with(
+    c: &TestCluster,
+    node: usize,
+    key: &str,
+) -> anyhow::Result<switchyard_testkit::Reply> {
+    post_json(
+        &format!("{}/v1/chat/completions", c.url(node)),
+        &[("authorization", &format!("Bearer {key}"))],
+        &chat_body(),
+    )
+    .await
+}
+
+/// A follower (index into `c.nodes`) according to the cluster status.
+async fn follower(c: &TestCluster) -> anyhow::Result<usize> {
+    let status = c
+        .admin(0)
+        .await?
+        .cluster_status(pb::ClusterStatusRequest {})
+        .await?
+        .into_inner();
+    let id = status
+        .members
+        .iter()
+        .find(|m| m.role == "follower")
+        .map(|m| m.id)
+        .ok_or_else(|| anyhow::anyhow!("no follower in {status:?}"))?;
+    c.nodes
+        .iter()
+        .position(|n| n.app.config.node_id.0 == id)
+        .ok_or_else(|| anyhow::anyhow!("no node with id {id}"))
+}
+
+/// Every node answers `cluster status` with the same 3 voters, one leader, all healthy.
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_status_from_any_node_shows_three_voters_and_one_leader() -> anyhow::Result<()> {
+    bounded(async {
+        let c = three_nodes().start().await?;
+        for i in 0..3 {
+            let s = eventually(
+                Duration::from_secs(5),
+                "a leader and healthy members",
+                || async {
+                    let s = c
+                        .admin(i)
+                        .await
+                        .ok()?
+                        .cluster_status(pb::ClusterStatusRequest {})
+                        .await
+                        .ok()?
+                        .into_inner();
+                    (s.leader != 0 && s.members.iter().all(|m| m.healthy)).then_some(s)
+                },
+            )
+            .await?;
+            assert_eq!(s.members.len(), 3, "{s:?}");
+            assert_eq!(s.members.iter().filter(|m| m.role == "leader").count(), 1);
+            assert_eq!(s.members.iter().filter(|m| m.role == "follower").count(), 2);
+            let leader = s.members.iter().find(|m| m.role == "leader").unwrap();
+            assert_eq!(leader.id, s.leader);
+            assert!(
+                s.members
+                    .iter()
+                    .all(|m| m.http.starts_with("http://127.0.0.1:")
+                        && m.grpc.starts_with("http://127.0.0.1:"))
+            );
+            assert!(s.term >= 1 && s.applied_index >= 1);
+        }
+        c.shutdown().await;
+        Ok(())
+    })
+    .await
+}
+
+/// 1. A key created through a follower works on every node within 1 s.
+/// 2. Revoked through another node, it is refused on every node within 1 s.
+#[tokio::test(flavor = "multi_thread")]
+async fn key_created_through_a_follower_works_everywhere_within_1s_and_revocation_too()
+-> anyhow::Result<()> {
+    bounded(async {
+        let c = three_nodes().start().await?;
+        let f = follower(&c).await?;
+        let created = c
+            .admin(f)
+            .await?
+            .create_key(pb::CreateKeyRequest {
+                name: "alice".into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        let acked = Instant::now();
+        for i in 0..3 {
+            eventually(
+                Duration::from_secs(1)
+                    .saturating_sub(acked.elapsed())
+                    .max(Duration::from_millis(50)),
+                "new key accepted",
+                || async {
+                    (chat_with(&c, i, &created.key).await.ok()?.status == 200).then_some(())
+                },
+            )
+            .await?;
+        }
+        let visible_everywhere = acked.elapsed();
+        assert!(
+            visible_everywhere < Duration::from_secs(1),
+            "{visible_everywhere:?}"
+        );
+        let other = (f + 1) % 3;
+        let revoked = c
+            .admin(other)
+            .await?
+            .revoke_key(pb::KeyIdRequest {
+                id: created.id.clone(),
+            })
+            .await?
+            .into_inner();
+        assert_eq!(revoked.status, "revoked");
+        let acked = Instant::now();
+        for i in 0..3 {
+            eventually(
+                Duration::from_secs(1)
+                    .saturating_sub(acked.elapsed())
+                    .max(Duration::from_millis(50)),
+                "revoked key refused",
+                || async {
+                    let r = chat_with(&c, i, &created.key).await.ok()?;
+                    (r.status == 401 && r.header("x-should-retry").as_deref() == Some("false"))
+                        .then_some(())
+                },
+            )
+            .await?;
+        }
+        assert!(acked.elapsed() < Duration::from_secs(1));
+        println!(
+            "key visible on all 3 nodes {visible_everywhere:?} after the ack; revocation in {:?}",
+            acked.elapsed()
+        );
+        c.shutdown().await;
+        Ok(())
+    })
+    .await
+}
+
+/// Hard cap: a key with a $0.002 budget, 64 concurrent clients spread over the 3 nodes until
+/// refused. The mock's ledger (the independent oracle) never exceeds the budget, the spend the
+/// cluster reports covers the ledger, and refusals are 429 `insufficient_quota` that say not to
+/// retry.
+#[tokio::test(flavor = "multi_thread")]
+async fn hard_cap_holds_under_64_concurrent_clients_over_three_nodes() -> anyhow::Result<()> {
+    bounded(async {
+        const BUDGET_MICROS: u64 = 2_000;
+        let c = three_nodes().start().await?;
+        let created = c.admin(0).await?.create_key(pb::CreateKeyRequest { name: "capped".into(), budget_micros: BUDGET_MICROS, ..Default::default() }).await?.into_inner();
+        eventually(Duration::from_secs(2), "budget on every node", || async {
+            c.nodes.iter().all(|n| n.app.control.state().read().map(|s| s.budgets.contains_key(&format!("key:{}", created.id))).unwrap_or(false)).then_some(())
+        })
+        .await?;
+        let urls: Vec<String> = (0..3).map(|i| c.url(i)).collect();
+        let mut clients = Vec::new();
+        for n in 0..64 {
+            let url = format!("{}/v1/chat/completions", urls[n % 3]);
+            let key = created.key.clone();
+            clients.push(tokio::spawn(async move {
+                let mut ok = 0u32;
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while Instant::now() < deadline {
+                    let r = post_json(&url, &[("authorization", &format!("Bearer {key}"))], &chat_body()).await?;
+                    match r.status {
+                        200 => ok += 1,
+                        429 => return anyhow::Ok((ok, Some(r))),
+                        other => anyhow::bail!("unexpected {other}: {}", r.text()),
+                    }
+                }
+                anyhow::Ok((ok, None))
+            }));
+        }
+        let mut served = 0;
+        for h in futures::future::join_all(clients).await {
+            let (ok, refusal) = h??;
+            served += ok;
+            let r = refusal.expect("every client is refused once the budget is spent");
+            assert_eq!(r.json()["error"]["code"], "insufficient_quota", "{}", r.text());
+            assert_eq!(r.header("x-should-retry").as_deref(), Some("false"));
+        }
+        let ledger = c.ledger("mock-a").await?;
+        let billed = ledger["total_billed_micros"].as_u64().unwrap();
+        assert_eq!(ledger["entries"].as_array().unwrap().len() as u32, served);
+        assert!(billed <= BUDGET_MICROS, "overspend: ledger {billed} > budget {BUDGET_MICROS}");
+        let mut admin = c.admin(1).await?;
+        let spent = eventually(Duration::from_secs(5), "spend settled", || {
+            let mut admin = admin.clone();
+            let id = created.id.clone();
+            async move {
+                let s = admin.spend(pb::SpendRequest { key: id, ..Default::default() }).await.ok()?.into_inner();
+                (s.spent_micros >= billed).then_some(s.spent_micros)
+            }
+        })
+        .await?;
+        let budget = admin.show_budget(pb::ShowBudgetRequest { key: created.id.clone(), ..Default::default() }).await?.into_inner();
+        assert!(budget.spent_micros + budget.reserved_micros <= BUDGET_MICROS, "{budget:?}");
+        println!("hard cap: {served} requests served, ledger {billed} µ$ of {BUDGET_MICROS} µ$ (overspend 0, unused {} µ$), reported spend {spent} µ$", BUDGET_MICROS - billed);
+        c.shutdown().await;
+        Ok(())
+    })
+    .await
+}
+
+/// The spend report groups settled cost by key, model and tag, and matches the ledger.
+#[tokio::test(flavor = "multi_thread")]
+async fn spend_report_by_key_model_and_tag_matches_the_ledger() -> anyhow::Result<()> {
+    bounded(async {
+        let c = three_nodes().start().await?;
+        let mut admin = c.admin(0).await?;
+        let k = admin
+            .create_key(pb::CreateKeyRequest {
+                name: "reporting".into(),
+                team: "research".into(),
+                budget_micros: 1_000_000,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        for (i, tag) in ["project=alpha", "project=beta", "project=alpha"]
+            .iter()
+            .enumerate()
+        {
+            let r = post_json(
+                &format!("{}/v1/chat/completions", c.url(i)),
+                &[
+                    ("authorization", &format!("Bearer {}", k.key)),
+                    ("x-switchyard-tags", tag),
+                ],
+                &chat_body(),
+            )
+            .await?;
+            assert_eq!(r.status, 200, "{}", r.text());
+        }
+        let billed = c.ledger("mock-a").await?["total_billed_micros"]
+            .as_u64()
+            .unwrap();
+        let by_tag = eventually(Duration::from_secs(5), "settled spend", || {
+            let mut admin = admin.clone();
+            async move {
+                let s = admin
+                    .spend(pb::SpendRequest {
+                        by: "tag".into(),
+                        ..Default::default()
+                    })
+                    .await
+                    .ok()?
+                    .into_inner();
+                (s.spent_micros == billed).then_some(s)
+            }
+        })
+        .await?;
+        assert_eq!(
+            by_tag
+                .rows
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>(),
+            vec!["project=alpha", "project=beta"]
+        );
+        let by_model = admin
+            .spend(pb::SpendRequest {
+                by: "model".into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        assert_eq!(by_model.rows.len(), 1);
+        assert_eq!(by_model.rows[0].spent_micros, billed);
+        let by_key = admin
+            .spend(pb::SpendRequest {
+                key: k.id.clone(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        assert_eq!(by_key.spent_micros, billed);
+        let by_team = admin
+            .spend(pb::SpendRequest {
+                team: "research".into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        assert_eq!(by_team.spent_micros, billed);
+        c.shutdown().await;
+        Ok(())
+    })
+    .await
+}
+
+/// Bad admin input gets the right gRPC status and changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_admin_input_is_refused_with_the_right_status_and_changes_nothing() -> anyhow::Result<()>
+{
+    bounded(async {
+        let c = three_nodes().start().await?;
+        let mut admin = c.admin(1).await?;
+        let viewer = admin
+            .create_admin_token(pb::CreateAdminTokenRequest {
+                name: "watcher".into(),
+                role: "viewer".into(),
+            })
+            .await?
+            .into_inner()
+            .token;
+        let operator = admin
+            .create_admin_token(pb::CreateAdminTokenRequest {
+                name: "ops".into(),
+                role: "operator".into(),
+            })
+            .await?
+            .into_inner()
+            .token;
+        let before = {
+            let s = c.nodes[0].app.control.state().read().unwrap();
+            (s.keys.len(), s.budgets.len(), s.audit.len())
+        };
+        let code = |r: Result<(), tonic::Status>| -> Code {
+            match r {
+                Ok(_) => Code::Ok,
+                Err(s) => {
+                    assert!(!s.message().is_empty());
+                    s.code()
+                }
+            }
+        };
+        assert_eq!(
+            code(
+                admin
+                    .create_key(pb::CreateKeyRequest::default())
+                    .await
+                    .map(|_| ())
+            ),
+            Code::InvalidArgument,
+            "missing name"
+        );
+        assert_eq!(
+            code(
+                admin
+                    .create_key(pb::CreateKeyRequest {
+                        name: "x".into(),
+                        period: "weekly".into(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|_| ())
+            ),
+            Code::InvalidArgument,
+            "bad period"
+        );
+        assert_eq!(
+            code(
+                admin
+                    .set_budget(pb::SetBudgetRequest {
+                        limit_micros: 5,
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|_| ())
+            ),
+            Code::InvalidArgument,
+            "no scope"
+        );
+        assert_eq!(
+            code(
+                admin
+                    .set_budget(pb::SetBudgetRequest {
+                        key: "k".into(),
+                        team: "t".into(),
+                        limit_micros: 5,
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|_| ())
+            ),
+            Code::InvalidArgument,
+            "two scopes"
+        );
+        assert_eq!(
+            code(
+                admin
+                    .set_budget(pb::SetBudgetRequest {
+                        key: "key_nope".into(),
+                        limit_micros: 5,
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|_| ())
+            ),
+            Code::NotFound,
+            "unknown key budget"
+        );
+        assert_eq!(
+            code(
+                admin
+                    .set_budget(pb::SetBudgetRequest {
+                        team: "t".into(),
+                        limit_micros: 5,
+                        alert_thresholds_pct: vec![150],
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|_| ())
+            ),
+            Code::InvalidArgument,
+            "bad threshold"
+        );
+        assert_eq!(
+            code(
+                admin
+                    .show_key(pb::KeyIdRequest {
+                        id: "key_nope".into()
+                    })
+                    .await
+                    .map(|_| ())
+            ),
+            Code::NotFound
+        );
+        assert_eq!(
+            code(
+                admin
+                    .revoke_key(pb::KeyIdRequest {
+                        id: "key_nope".into()
+                    })
+                    .await
+                    .map(|_| ())
+            ),
+            Code::NotFound
+        );
+        assert_eq!(
+            code(
+                admin
+                    .spend(pb::SpendRequest {
+                        by: "color".into(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|_| ())
+            ),
+            Code::InvalidArgument
+        );
+        assert_eq!(
+            code(
+                admin
+                    .create_admin_token(pb::CreateAdminTokenRequest {
+                        name: "x".into(),
+                        role: "god".into()
+                    })
+                    .await
+                    .map(|_| ())
+            ),
+            Code::InvalidArgument
+        );
+        let mut wrong = c.admin_with(0, "sy-admin-wrong-token-000000").await?;
+        assert_eq!(
+            code(
+                wrong
+                    .list_keys(pb::ListKeysRequest::default())
+                    .await
+                    .map(|_| ())
+            ),
+            Code::Unauthenticated
+        );
+        let mut virtual_key = c.admin_with(0, TEST_KEY).await?;
+        assert_eq!(
+            code(
+                virtual_key
+                    .list_keys(pb::ListKeysRequest::default())
+                    .await
+                    .map(|_| ())
+            ),
+            Code::Unauthenticated,
+            "a virtual key is not an admin token"
+        );
+        let mut v = c.admin_with(2, &viewer).await?;
+        assert_eq!(
+            code(
+                v.list_keys(pb::ListKeysRequest::default())
+                    .await
+                    .map(|_| ())
+            ),
+            Code::Ok,
+            "viewers read"
+        );
+        assert_eq!(
+            code(
+                v.revoke_key(pb::KeyIdRequest { id: "test".into() })
+                    .await
+                    .map(|_| ())
+            ),
+            Code::PermissionDenied,
+            "viewers do not write"
+        );
+        assert_eq!(
+            code(
+                v.set_budget(pb::SetBudgetRequest {
+                    team: "t".into(),
+                    limit_micros: 5,
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ())
+            ),
+            Code::PermissionDenied
+        );
+        let mut o = c.admin_with(2, &operator).await?;
+        assert_eq!(
+            code(
+                o.create_key(pb::CreateKeyRequest {
+                    name: "x".into(),
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ())
+            ),
+            Code::PermissionDenied,
+            "operators never see secrets"
+        );
+        let after = {
+            let s = c.nodes[0].app.control.state().read().unwrap();
+            (s.keys.len(), s.budgets.len(), s.audit.len())
+        };
+        assert_eq!(before, after, "refused calls changed the state");
+        // The test key still works: nothing was revoked.
+        assert_eq!(c.chat(0, &chat_body()).await?.status, 200);
+        c.shutdown().await;
+        Ok(())
+    })
+    .await
+}
