@@ -563,3 +563,100 @@ async fn bad_admin_input_is_refused_with_the_right_status_and_changes_nothing() 
     })
     .await
 }
+
+/// A key limited to 60 requests per minute, hammered through all 3 nodes by 12 clients: the
+/// cluster admits at most 60 in the minute (the stated tolerance: 0 over per minute window; at
+/// most one unused slice per node lost), and refusals are 429 `rate_limit_error` with
+/// `Retry-After` and `x-should-retry: true`.
+#[tokio::test(flavor = "multi_thread")]
+async fn key_rpm_limit_holds_cluster_wide() -> anyhow::Result<()> {
+    bounded(async {
+        const RPM: u64 = 60;
+        let c = three_nodes().start().await?;
+        let created = c
+            .admin(0)
+            .await?
+            .create_key(pb::CreateKeyRequest {
+                name: "limited".into(),
+                rpm: RPM,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        eventually(Duration::from_secs(2), "key on every node", || async {
+            c.nodes
+                .iter()
+                .all(|n| {
+                    n.app
+                        .control
+                        .state()
+                        .read()
+                        .map(|s| s.keys.contains_key(&created.id))
+                        .unwrap_or(false)
+                })
+                .then_some(())
+        })
+        .await?;
+        // Stay inside one minute window: the test takes about a second.
+        let now_ms = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64
+        };
+        if now_ms() % 60_000 > 55_000 {
+            tokio::time::sleep(Duration::from_millis(60_000 - now_ms() % 60_000 + 50)).await;
+        }
+        let window = now_ms() / 60_000;
+        let mut clients = Vec::new();
+        for n in 0..12 {
+            let url = format!("{}/v1/chat/completions", c.url(n % 3));
+            let key = created.key.clone();
+            clients.push(tokio::spawn(async move {
+                let mut ok = 0u64;
+                for _ in 0..100 {
+                    let r = post_json(
+                        &url,
+                        &[("authorization", &format!("Bearer {key}"))],
+                        &chat_body(),
+                    )
+                    .await?;
+                    match r.status {
+                        200 => ok += 1,
+                        429 => return anyhow::Ok((ok, r)),
+                        other => anyhow::bail!("unexpected {other}: {}", r.text()),
+                    }
+                }
+                anyhow::bail!("never limited")
+            }));
+        }
+        let mut accepted = 0;
+        for h in futures::future::join_all(clients).await {
+            let (ok, r) = h??;
+            accepted += ok;
+            assert_eq!(
+                r.json()["error"]["type"],
+                "rate_limit_error",
+                "{}",
+                r.text()
+            );
+            assert_eq!(r.header("x-should-retry").as_deref(), Some("true"));
+            let retry: u64 = r.header("retry-after").expect("Retry-After").parse()?;
+            assert!((1..=60).contains(&retry));
+        }
+        assert_eq!(
+            now_ms() / 60_000,
+            window,
+            "the run crossed a minute boundary"
+        );
+        assert!(accepted <= RPM, "{accepted} accepted with rpm {RPM}");
+        assert!(
+            accepted >= RPM - 3 * (RPM / 6),
+            "{accepted} accepted: more than one slice per node was lost"
+        );
+        println!("rpm {RPM}: {accepted} requests accepted cluster-wide in one minute window");
+        c.shutdown().await;
+        Ok(())
+    })
+    .await
+}

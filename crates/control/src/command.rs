@@ -232,6 +232,19 @@ pub enum Op {
     },
     /// Charges and closes every allowance past its expiry (proposed periodically by the leader).
     ExpireAllowances,
+    /// A node reserves part of a key's per-minute request and token limits for one window.
+    ReserveRate {
+        /// The node that will admit the requests.
+        node: u64,
+        /// The key.
+        key_id: String,
+        /// The minute (Unix ms / 60 000) by the node's clock.
+        window: u64,
+        /// Requests wanted.
+        requests: u64,
+        /// Tokens wanted.
+        tokens: u64,
+    },
     /// Adds an admin token (by digest).
     PutAdminToken {
         /// Token name, shown in the audit log.
@@ -276,6 +289,17 @@ impl Op {
                 release.len()
             ),
             Op::ExpireAllowances => "expire allowances".into(),
+            Op::ReserveRate {
+                node,
+                key_id,
+                window,
+                requests,
+                tokens,
+            } => {
+                format!(
+                    "node {node} reserves {requests} requests and {tokens} tokens of key {key_id} in minute {window}"
+                )
+            }
             Op::PutAdminToken { name, role, .. } => {
                 format!("put admin token {name} ({})", role.as_str())
             }
@@ -306,6 +330,13 @@ pub enum Response {
         applied: u32,
         /// Entries skipped as already charged.
         duplicates: u32,
+    },
+    /// A rate slice (possibly empty when the key's limit for that minute is used up).
+    RateGranted {
+        /// Requests granted.
+        requests: u64,
+        /// Tokens granted.
+        tokens: u64,
     },
     /// Allowances expired and charged.
     Expired {

@@ -20,6 +20,8 @@ use crate::command::{
 const DEDUP_WINDOW_MS: u64 = 60 * 60 * 1000;
 /// Audit entries kept (oldest dropped first).
 const MAX_AUDIT_ENTRIES: usize = 10_000;
+/// Minutes of rate windows kept per key.
+const RATE_WINDOWS_KEPT: u64 = 3;
 /// Milliseconds per day.
 const DAY_MS: u64 = 86_400_000;
 
@@ -123,6 +125,8 @@ pub struct State {
     pub admin_tokens: BTreeMap<String, AdminToken>,
     /// Audit log.
     pub audit: Vec<AuditEntry>,
+    /// Per-key rate slices granted: key id → minute → (requests, tokens).
+    pub rate_windows: BTreeMap<String, BTreeMap<u64, (u64, u64)>>,
     /// Digest → key id; derived from `keys`, rebuilt after a snapshot is installed.
     #[serde(skip)]
     by_digest: HashMap<String, String>,
@@ -345,6 +349,43 @@ impl State {
                 }
                 Response::Expired {
                     count: u32::try_from(expired.len()).unwrap_or(u32::MAX),
+                }
+            }
+            Op::ReserveRate {
+                node: _,
+                key_id,
+                window,
+                requests,
+                tokens,
+            } => {
+                let Some(k) = self.keys.get(key_id) else {
+                    return Response::Rejected(Rejection::NotFound(format!("key {key_id}")));
+                };
+                let (rpm, tpm) = (k.rpm, k.tpm);
+                let windows = self.rate_windows.entry(key_id.clone()).or_default();
+                // Keep only recent minutes: nodes' clocks differ by far less than this.
+                windows.retain(|w, _| w.saturating_add(RATE_WINDOWS_KEPT) > *window);
+                let used = windows.entry(*window).or_default();
+                let grant = |want: u64, limit: u64, used: u64| {
+                    if limit == 0 {
+                        want
+                    } else {
+                        want.min(limit.saturating_sub(used))
+                    }
+                };
+                let r = grant(*requests, rpm, used.0);
+                let t = grant(*tokens, tpm, used.1);
+                // A slice is useful only with both requests and tokens.
+                let (r, t) = if (rpm > 0 && r == 0) || (tpm > 0 && t == 0 && *tokens > 0) {
+                    (0, 0)
+                } else {
+                    (r, t)
+                };
+                used.0 += r;
+                used.1 += t;
+                Response::RateGranted {
+                    requests: r,
+                    tokens: t,
                 }
             }
             Op::PutAdminToken {
@@ -838,5 +879,65 @@ mod tests {
         let mut copy: State = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         copy.reindex();
         assert!(copy.key_by_digest("d2").is_some());
+    }
+
+    #[test]
+    fn rate_slices_never_exceed_the_key_limit_per_minute() {
+        let mut s = State::default();
+        let mut k = key("k", "d1");
+        k.rpm = 60;
+        s.apply(1, &cmd(0, Op::CreateKey(k)));
+        let reserve = |s: &mut State, node: u64, window: u64, requests: u64| {
+            s.apply(
+                9,
+                &cmd(
+                    0,
+                    Op::ReserveRate {
+                        node,
+                        key_id: "k".into(),
+                        window,
+                        requests,
+                        tokens: 0,
+                    },
+                ),
+            )
+        };
+        let mut total = 0;
+        for node in [1, 2, 3, 1, 2, 3, 1] {
+            if let Response::RateGranted { requests, .. } = reserve(&mut s, node, 100, 25) {
+                total += requests;
+            }
+        }
+        assert_eq!(total, 60);
+        assert_eq!(
+            reserve(&mut s, 1, 100, 1),
+            Response::RateGranted {
+                requests: 0,
+                tokens: 0
+            }
+        );
+        assert_eq!(
+            reserve(&mut s, 1, 101, 25),
+            Response::RateGranted {
+                requests: 25,
+                tokens: 0
+            }
+        );
+        assert!(matches!(
+            s.apply(
+                9,
+                &cmd(
+                    0,
+                    Op::ReserveRate {
+                        node: 1,
+                        key_id: "nope".into(),
+                        window: 1,
+                        requests: 1,
+                        tokens: 0
+                    }
+                )
+            ),
+            Response::Rejected(_)
+        ));
     }
 }

@@ -26,6 +26,7 @@ pub mod guard;
 pub mod keys;
 pub mod metrics;
 pub mod node;
+pub mod rates;
 
 pub use config::{Config, ConfigError, ConfigToml};
 pub use node::{App, Node, NodeHandle, StartError};

@@ -35,6 +35,8 @@ pub struct App {
     pub control: Control,
     /// Budget admission.
     pub guard: Arc<Guard>,
+    /// Cluster-wide per-key rate limits.
+    pub rates: crate::rates::RateGuard,
     /// This node's addresses as members see them.
     pub info: NodeInfo,
     /// Providers and their actors.
@@ -172,6 +174,8 @@ impl Node {
         let accounting = Accounting::build(&config.routes, &config.providers, &config.pricing);
         let node_header = HeaderValue::from(config.node_id.0);
         let salt: u32 = rand::random();
+        let rates =
+            crate::rates::RateGuard::new(control.clone(), config.node_id.0, Arc::clone(&clock));
         let guard = Arc::new(Guard::new(
             control.clone(),
             config.node_id.0,
@@ -183,6 +187,7 @@ impl Node {
             keys,
             control,
             guard: Arc::clone(&guard),
+            rates,
             info,
             providers,
             accounting,

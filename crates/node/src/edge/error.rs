@@ -56,6 +56,11 @@ pub enum EdgeError {
         /// When one may be available again, if known.
         retry_after: Option<Duration>,
     },
+    /// The key's cluster-wide RPM or TPM for this minute is used up.
+    KeyRateLimited {
+        /// Seconds until the next minute window.
+        retry_after_s: u64,
+    },
     /// The key's or team's budget has nothing left for this request.
     BudgetExhausted {
         /// `key:…` or `team:…`.
@@ -146,6 +151,13 @@ impl EdgeError {
                 Some("timeout"),
                 true,
             ),
+            // Retrying helps once the window turns; Retry-After says when.
+            EdgeError::KeyRateLimited { .. } => c(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                Some("rate_limit_exceeded"),
+                true,
+            ),
             // Retrying cannot help until an operator raises the budget or the period resets.
             EdgeError::BudgetExhausted { .. } => c(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -181,6 +193,7 @@ impl EdgeError {
             EdgeError::NoProvider { .. } => "no_provider",
             EdgeError::NotReady => "not_ready",
             EdgeError::BudgetExhausted { .. } => "budget_exhausted",
+            EdgeError::KeyRateLimited { .. } => "key_rate_limited",
             EdgeError::CutOff { .. } => "cut_off",
             EdgeError::Internal(_) => "internal",
         }
@@ -215,6 +228,9 @@ impl EdgeError {
                 "no provider is available for this model right now; request id {request_id}"
             ),
             EdgeError::NotReady => "this node is not ready to serve".into(),
+            EdgeError::KeyRateLimited { retry_after_s } => {
+                format!("rate limit reached for this key; retry after {retry_after_s} s")
+            }
             EdgeError::BudgetExhausted { scope } => format!(
                 "budget exhausted for {scope}: you exceeded your current quota; raise the budget or wait for its period to reset"
             ),
@@ -257,11 +273,16 @@ impl EdgeError {
             h.insert("x-request-id", v);
         }
         h.insert("x-switchyard-node", node.clone());
-        if let EdgeError::NoProvider {
-            retry_after: Some(d),
-        } = &self
-        {
-            h.insert(header::RETRY_AFTER, HeaderValue::from(d.as_secs().max(1)));
+        match &self {
+            EdgeError::NoProvider {
+                retry_after: Some(d),
+            } => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(d.as_secs().max(1)));
+            }
+            EdgeError::KeyRateLimited { retry_after_s } => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+            }
+            _ => {}
         }
         resp
     }

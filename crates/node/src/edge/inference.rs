@@ -33,6 +33,7 @@ use crate::edge::headers::{self, request_id};
 use crate::guard::GuardError;
 use crate::keys::KeyInfo;
 use crate::node::App;
+use crate::rates::RateError;
 
 /// Body fields that would let a client pick an upstream or credential; only configuration may.
 const FORBIDDEN_FIELDS: [&str; 8] = [
@@ -170,6 +171,16 @@ async fn serve(
         est_tokens: prompt_estimate_tokens + facts.max_tokens.unwrap_or(limits.default_max_tokens),
         prompt_estimate_tokens,
     };
+    // Cluster-wide key limits, counted with the request's token upper bound.
+    let token_bound =
+        body_len.saturating_add(facts.max_tokens.unwrap_or(limits.default_max_tokens));
+    app.rates
+        .admit(&key, token_bound)
+        .await
+        .map_err(|e| match e {
+            RateError::Limited { retry_after_s } => EdgeError::KeyRateLimited { retry_after_s },
+            RateError::CutOff { reason } => EdgeError::CutOff { reason },
+        })?;
     // The guard: debit an upper bound of this request's cost from the budgets it spends from.
     let scopes = budget_scopes(app, &key);
     let admission = if scopes.is_empty() {
