@@ -48,6 +48,8 @@ async fn cluster_up_serves_stops_on_sigterm_and_comes_back_with_the_same_key() -
         free_port()?.to_string(),
         "--mock-port".to_owned(),
         free_port()?.to_string(),
+        "--grpc-port".to_owned(),
+        free_port()?.to_string(),
     ];
 
     let result = crate::bounded(async {
@@ -175,6 +177,17 @@ struct ClusterUp {
 impl ClusterUp {
     /// Starts the command; its stdout and stderr go to `<dir>/<run>.stdout` and `.stderr`.
     fn start(bin: &Path, args: &[String], dir: &Path, run: &str) -> anyhow::Result<Self> {
+        Self::start_with_env(bin, args, dir, run, &[])
+    }
+
+    /// [`ClusterUp::start`] with extra environment variables for the command and its children.
+    fn start_with_env(
+        bin: &Path,
+        args: &[String],
+        dir: &Path,
+        run: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let stdout = std::fs::File::create(dir.join(format!("{run}.stdout")))?;
         let stderr = std::fs::File::create(dir.join(format!("{run}.stderr")))?;
         let child = tokio::process::Command::new(bin)
@@ -182,6 +195,7 @@ impl ClusterUp {
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
+            .envs(env.iter().copied())
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot run {}", bin.display()))?;
@@ -431,4 +445,137 @@ fn strip_ansi(text: &str) -> String {
         }
     }
     out
+}
+
+/// No secret reaches a log: a whole `cluster up` run at debug level, with a real provider key in
+/// the environment, keys used, refused, created and rotated through `ctl`, is grepped for every
+/// secret it involved.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_secret_reaches_any_log_of_a_whole_run() -> anyhow::Result<()> {
+    const PROVIDER_KEY: &str = "sk-proj-provider-secret-7f3a9c1e5b";
+    const WRONG_KEY: &str = "sk-sy-wrong-client-secret-0d9e8f7a";
+    let bin = switchyard_binary().await?;
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("secrets-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let args: Vec<String> = ["cluster", "up", "--nodes", "3", "--data-dir"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain([dir.display().to_string()])
+        .chain([
+            "--http-port".to_owned(),
+            free_port()?.to_string(),
+            "--mock-port".to_owned(),
+            free_port()?.to_string(),
+            "--grpc-port".to_owned(),
+            free_port()?.to_string(),
+        ])
+        .collect();
+    let result = crate::bounded(async {
+        let mut up = ClusterUp::start_with_env(
+            &bin,
+            &args,
+            &dir,
+            "run",
+            &[("RUST_LOG", "debug"), ("OPENAI_API_KEY", PROVIDER_KEY)],
+        )?;
+        let cluster = up.wait_ready(&[]).await?;
+        let demo = cluster["demo_key"].as_str().context("demo key")?.to_owned();
+        let admin = cluster["admin_token"]
+            .as_str()
+            .context("admin token")?
+            .to_owned();
+        let grpc = nodes(&cluster)[1]["grpc"]
+            .as_str()
+            .context("grpc")?
+            .to_owned();
+        for node in nodes(&cluster) {
+            chat_answered_by(node, &demo).await?;
+            let url = format!(
+                "{}/v1/chat/completions",
+                node["http"].as_str().unwrap_or_default()
+            );
+            let refused = post_json(
+                &url,
+                &[("authorization", &format!("Bearer {WRONG_KEY}"))],
+                &chat_body(),
+            )
+            .await?;
+            anyhow::ensure!(refused.status == 401, "wrong key: {}", refused.status);
+        }
+        let ctl = |args: &[&str]| -> anyhow::Result<Value> {
+            let out = std::process::Command::new(&bin)
+                .args(["ctl", "--endpoint", &grpc, "--token", &admin, "--json"])
+                .args(args)
+                .output()?;
+            anyhow::ensure!(
+                out.status.success(),
+                "ctl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Ok(serde_json::from_slice(&out.stdout)?)
+        };
+        let created = ctl(&["keys", "create", "--name", "leaky", "--budget-usd", "1"])?;
+        let new_key = created["key"].as_str().context("new key")?.to_owned();
+        chat_answered_by(&nodes(&cluster)[2], &new_key).await?;
+        let rotated = ctl(&["keys", "rotate", created["id"].as_str().unwrap_or_default()])?;
+        let rotated_key = rotated["key"].as_str().context("rotated key")?.to_owned();
+        up.stop().await?;
+        let secrets_file: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("secrets.json"))?)?;
+        let cluster_secret = secrets_file["cluster_secret"]
+            .as_str()
+            .context("cluster secret")?
+            .to_owned();
+        let mut logs = String::new();
+        for entry in std::fs::read_dir(dir.join("logs"))?.chain(std::fs::read_dir(&dir)?) {
+            let path = entry?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_owned();
+            if path.is_file()
+                && (name.ends_with(".log")
+                    || name.ends_with(".stderr")
+                    || name.ends_with(".stdout"))
+            {
+                logs.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+            }
+        }
+        anyhow::ensure!(
+            logs.contains("node serving") && logs.len() > 10_000,
+            "the run's logs were not captured ({} bytes)",
+            logs.len()
+        );
+        // The command's own stdout prints the demo key and admin token for the user, by design;
+        // only log streams are checked for those two.
+        let stdout = std::fs::read_to_string(dir.join("run.stdout")).unwrap_or_default();
+        let logs_only = logs.replace(&stdout, "");
+        for (what, secret) in [
+            ("demo key", demo.as_str()),
+            ("admin token", admin.as_str()),
+            ("cluster secret", cluster_secret.as_str()),
+            ("created key", new_key.as_str()),
+            ("rotated key", rotated_key.as_str()),
+            ("refused client key", WRONG_KEY),
+            ("provider key", PROVIDER_KEY),
+        ] {
+            anyhow::ensure!(
+                !logs_only.contains(secret),
+                "the {what} appears in the logs"
+            );
+        }
+        println!(
+            "grepped {} bytes of logs for 7 secrets: none found",
+            logs_only.len()
+        );
+        anyhow::Ok(())
+    })
+    .await;
+    if result.is_ok() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
 }
