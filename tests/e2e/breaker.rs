@@ -54,7 +54,13 @@ async fn breaker_opens_after_threshold_admits_only_probes_and_closes_after_recov
             after_open, 3,
             "mock-a should see exactly the threshold before opening"
         );
-        let provider = c.nodes[0].app.providers.get_str("mock-a").expect("mock-a");
+        let provider = c.nodes[0]
+            .app
+            .routing()
+            .providers
+            .get_str("mock-a")
+            .expect("mock-a")
+            .clone();
         assert_eq!(provider.gate.phase(), switchyard_core::BreakerPhase::Open);
 
         // About 1.2 s of traffic while the fault persists: open periods of 300, 600, 1200 ms
@@ -139,6 +145,7 @@ async fn crashed_provider_actor_is_restarted_and_node_keeps_serving() -> anyhow:
         let c = fleet().start().await?;
         let provider = c.nodes[0]
             .app
+            .routing()
             .providers
             .get_str("mock-a")
             .expect("mock-a")

@@ -518,7 +518,14 @@ async fn no_secret_reaches_any_log_of_a_whole_run() -> anyhow::Result<()> {
         };
         let created = ctl(&["keys", "create", "--name", "leaky", "--budget-usd", "1"])?;
         let new_key = created["key"].as_str().context("new key")?.to_owned();
-        chat_answered_by(&nodes(&cluster)[2], &new_key).await?;
+        // A new key takes effect on every node within 1 s (the contract), not at once.
+        let third = &nodes(&cluster)[2];
+        eventually(
+            Duration::from_secs(1),
+            "the new key works on node 3",
+            || async { chat_answered_by(third, &new_key).await.ok() },
+        )
+        .await?;
         let rotated = ctl(&["keys", "rotate", created["id"].as_str().unwrap_or_default()])?;
         let rotated_key = rotated["key"].as_str().context("rotated key")?.to_owned();
         up.stop().await?;

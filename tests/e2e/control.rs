@@ -251,6 +251,19 @@ async fn spend_report_by_key_model_and_tag_matches_the_ledger() -> anyhow::Resul
             })
             .await?
             .into_inner();
+        // The key and its budget take effect on every node within 1 s.
+        for n in &c.nodes {
+            let budget = format!("key:{}", k.id);
+            eventually(
+                Duration::from_secs(1),
+                "key and budget replicated",
+                || async {
+                    let s = n.app.control.state().read().ok()?;
+                    (s.keys.contains_key(&k.id) && s.budgets.contains_key(&budget)).then_some(())
+                },
+            )
+            .await?;
+        }
         for (i, tag) in ["project=alpha", "project=beta", "project=alpha"]
             .iter()
             .enumerate()

@@ -13,6 +13,7 @@ mod cluster_up;
 mod control;
 mod cost;
 mod messages;
+mod providers;
 mod rate_limit;
 mod sdk;
 mod streaming;

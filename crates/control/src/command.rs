@@ -174,6 +174,49 @@ pub struct SpendEntry {
     pub leases: Vec<u64>,
 }
 
+/// An upstream provider as replicated. The credential is sealed (see [`crate::sealing`]); the
+/// other fields mirror the `[[providers]]` configuration section.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ProviderSpec {
+    /// Unique name.
+    pub name: String,
+    /// `openai`, `azure` or `anthropic`.
+    pub kind: String,
+    /// Base URL including the version segment.
+    pub base_url: String,
+    /// The sealed API key, if the provider needs one.
+    pub api_key: Option<crate::sealing::Sealed>,
+    /// Azure's `api-version`.
+    pub api_version: Option<String>,
+    /// Loopback and private addresses allowed.
+    pub internal: bool,
+    /// Region label.
+    pub region: Option<String>,
+    /// Requests per minute (0 = unlimited).
+    pub rpm: u64,
+    /// Tokens per minute (0 = unlimited).
+    pub tpm: u64,
+    /// Concurrency limit (0 = unlimited).
+    pub max_in_flight: u64,
+    /// Per-model price overrides: model → (input, output) micro-dollars per million tokens.
+    pub prices: BTreeMap<String, (u64, u64)>,
+    /// Breaker and timeout settings that differ from the defaults: field name → value.
+    pub tuning: BTreeMap<String, u64>,
+}
+
+/// A route as replicated: a public model name and its targets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct RouteSpec {
+    /// Public model name.
+    pub model: String,
+    /// Strategy name.
+    pub strategy: Option<String>,
+    /// (provider, upstream model, weight) in priority order.
+    pub targets: Vec<(String, String, u32)>,
+    /// Fallback public models.
+    pub fallbacks: Vec<String>,
+}
+
 /// A change to the replicated state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Op {
@@ -245,6 +288,27 @@ pub enum Op {
         /// Tokens wanted.
         tokens: u64,
     },
+    /// Adds or replaces a provider.
+    PutProvider(ProviderSpec),
+    /// Removes a provider (refused while a route targets it).
+    RemoveProvider {
+        /// Provider name.
+        name: String,
+    },
+    /// Adds or replaces a route (refused if it targets an unknown provider).
+    PutRoute(RouteSpec),
+    /// Removes a route.
+    RemoveRoute {
+        /// Public model name.
+        model: String,
+    },
+    /// Several changes applied together in one log entry, stopping at the first refusal (used so
+    /// that a key and its budget appear on every node at the same moment: a key must never be
+    /// usable without the budget it was created with).
+    Batch(Vec<Op>),
+    /// The configuration's initial content, applied once in the cluster's life: a no-op when the
+    /// state was already seeded, so a restarted bootstrap node never overwrites later changes.
+    Seed(Vec<Op>),
     /// Adds an admin token (by digest).
     PutAdminToken {
         /// Token name, shown in the audit log.
@@ -300,6 +364,12 @@ impl Op {
                     "node {node} reserves {requests} requests and {tokens} tokens of key {key_id} in minute {window}"
                 )
             }
+            Op::Seed(ops) => format!("seed {} entries from configuration", ops.len()),
+            Op::Batch(ops) => ops.iter().map(Op::summary).collect::<Vec<_>>().join("; "),
+            Op::PutProvider(p) => format!("put provider {} ({} at {})", p.name, p.kind, p.base_url),
+            Op::RemoveProvider { name } => format!("remove provider {name}"),
+            Op::PutRoute(r) => format!("put route {} ({} targets)", r.model, r.targets.len()),
+            Op::RemoveRoute { model } => format!("remove route {model}"),
             Op::PutAdminToken { name, role, .. } => {
                 format!("put admin token {name} ({})", role.as_str())
             }

@@ -15,6 +15,7 @@
 //! - [`control`]: the [`Control`] handle: open, initialise, write (forwarded to the leader),
 //!   membership, status, shutdown.
 //! - [`error`]: [`ControlError`] and its gRPC status mapping.
+//! - [`sealing`]: AEAD sealing of provider credentials before they enter the log.
 //!
 //! This crate binds no socket: the node serves [`raft_service`] on its own gRPC listener.
 
@@ -27,12 +28,14 @@ pub mod command;
 pub mod control;
 pub mod error;
 pub mod network;
+pub mod sealing;
 pub mod state;
 pub mod store;
 pub mod type_config;
 
 pub use command::{
-    Command, KeyRecord, KeyStatus, Op, Period, Rejection, Response, Role, Scope, SpendEntry,
+    Command, KeyRecord, KeyStatus, Op, Period, ProviderSpec, Rejection, Response, Role, RouteSpec,
+    Scope, SpendEntry,
 };
 pub use control::{Control, ControlConfig, MemberRole};
 pub use error::{ControlError, LEADER_GRPC_METADATA};

@@ -125,6 +125,14 @@ pub struct State {
     pub admin_tokens: BTreeMap<String, AdminToken>,
     /// Audit log.
     pub audit: Vec<AuditEntry>,
+    /// Providers by name.
+    pub providers: BTreeMap<String, crate::command::ProviderSpec>,
+    /// Routes by public model name.
+    pub routes: BTreeMap<String, crate::command::RouteSpec>,
+    /// Bumped on every provider or route change, so nodes know to rebuild their routing.
+    pub routing_version: u64,
+    /// The configuration seed was applied.
+    pub seeded: bool,
     /// Per-key rate slices granted: key id → minute → (requests, tokens).
     pub rate_windows: BTreeMap<String, BTreeMap<u64, (u64, u64)>>,
     /// Digest → key id; derived from `keys`, rebuilt after a snapshot is installed.
@@ -387,6 +395,81 @@ impl State {
                     requests: r,
                     tokens: t,
                 }
+            }
+            Op::Batch(ops) => {
+                let mut last = Response::Ok;
+                for op in ops {
+                    last = self.apply_op(at_ms, op);
+                    if matches!(last, Response::Rejected(_)) {
+                        break;
+                    }
+                }
+                // The first op's answer is what the caller asked about (e.g. the created key).
+                match (ops.first(), &last) {
+                    (_, Response::Rejected(_)) => last,
+                    (Some(Op::CreateKey(k)), _) => self
+                        .keys
+                        .get(&k.id)
+                        .cloned()
+                        .map(Response::Key)
+                        .unwrap_or(last),
+                    _ => last,
+                }
+            }
+            Op::Seed(ops) => {
+                if self.seeded {
+                    return Response::Ok;
+                }
+                self.seeded = true;
+                for op in ops {
+                    if let Response::Rejected(r) = self.apply_op(at_ms, op) {
+                        // A seed entry that conflicts (a duplicate in the file) is skipped; the
+                        // rest of the seed still applies.
+                        let _ = r;
+                    }
+                }
+                Response::Ok
+            }
+            Op::PutProvider(p) => {
+                self.providers.insert(p.name.clone(), p.clone());
+                self.routing_version += 1;
+                Response::Ok
+            }
+            Op::RemoveProvider { name } => {
+                if let Some(r) = self
+                    .routes
+                    .values()
+                    .find(|r| r.targets.iter().any(|t| &t.0 == name))
+                {
+                    return Response::Rejected(Rejection::FailedPrecondition(format!(
+                        "route {} still targets provider {name}",
+                        r.model
+                    )));
+                }
+                if self.providers.remove(name).is_none() {
+                    return Response::Rejected(Rejection::NotFound(format!("provider {name}")));
+                }
+                self.routing_version += 1;
+                Response::Ok
+            }
+            Op::PutRoute(r) => {
+                if let Some(t) = r
+                    .targets
+                    .iter()
+                    .find(|t| !self.providers.contains_key(&t.0))
+                {
+                    return Response::Rejected(Rejection::NotFound(format!("provider {}", t.0)));
+                }
+                self.routes.insert(r.model.clone(), r.clone());
+                self.routing_version += 1;
+                Response::Ok
+            }
+            Op::RemoveRoute { model } => {
+                if self.routes.remove(model).is_none() {
+                    return Response::Rejected(Rejection::NotFound(format!("route {model}")));
+                }
+                self.routing_version += 1;
+                Response::Ok
             }
             Op::PutAdminToken {
                 name,

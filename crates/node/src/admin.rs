@@ -19,6 +19,8 @@ use tonic::{Request, Status};
 
 use crate::node::App;
 
+mod routing;
+
 /// Characters of a secret shown as its prefix in listings.
 const PREFIX_CHARS: usize = 12;
 /// Audit entries returned when the caller gives no limit.
@@ -264,22 +266,24 @@ impl AdminService for AdminApi {
             created_at_ms: self.app.clock.unix_ms(),
         };
         let id = record.id.clone();
-        let stored = match self.write(actor.clone(), Op::CreateKey(record)).await? {
-            Response::Key(k) => k,
-            other => return Err(Status::internal(format!("unexpected reply: {other:?}"))),
-        };
-        if r.budget_micros > 0 {
-            self.write(
-                actor,
+        // Key and budget in one entry: no node may ever see the key without its budget.
+        let op = if r.budget_micros > 0 {
+            Op::Batch(vec![
+                Op::CreateKey(record),
                 Op::SetBudget {
                     scope: Scope::Key(id.clone()),
                     limit_micros: r.budget_micros,
                     period,
                     alert_thresholds_pct: vec![50, 80, 100],
                 },
-            )
-            .await?;
-        }
+            ])
+        } else {
+            Op::CreateKey(record)
+        };
+        let stored = match self.write(actor, op).await? {
+            Response::Key(k) => k,
+            other => return Err(Status::internal(format!("unexpected reply: {other:?}"))),
+        };
         Ok(tonic::Response::new(pb::CreateKeyReply {
             id,
             key: secret,
@@ -523,6 +527,99 @@ impl AdminService for AdminApi {
             token,
             role: role.as_str().to_owned(),
         }))
+    }
+
+    async fn list_providers(
+        &self,
+        req: Request<pb::ListProvidersRequest>,
+    ) -> Result<tonic::Response<pb::ListProvidersReply>, Status> {
+        self.authorize(&req, Role::Viewer)?;
+        let state = self.state();
+        Ok(tonic::Response::new(pb::ListProvidersReply {
+            providers: state
+                .providers
+                .values()
+                .map(routing::provider_info)
+                .collect(),
+        }))
+    }
+
+    async fn put_provider(
+        &self,
+        req: Request<pb::PutProviderRequest>,
+    ) -> Result<tonic::Response<pb::ProviderInfo>, Status> {
+        // Setting a credential is an admin's; an operator may change everything else.
+        let needs = if req.get_ref().api_key.is_empty() {
+            Role::Operator
+        } else {
+            Role::Admin
+        };
+        let actor = self.authorize(&req, needs)?;
+        let r = req.into_inner();
+        let name = r
+            .provider
+            .as_ref()
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        let current = self.state().providers.get(&name).cloned();
+        let spec = routing::provider_spec(&self.app, r, current.as_ref())?;
+        let info = routing::provider_info(&spec);
+        self.write(actor, Op::PutProvider(spec)).await?;
+        Ok(tonic::Response::new(info))
+    }
+
+    async fn remove_provider(
+        &self,
+        req: Request<pb::NameRequest>,
+    ) -> Result<tonic::Response<pb::ProviderInfo>, Status> {
+        let actor = self.authorize(&req, Role::Operator)?;
+        let name = req.into_inner().name;
+        let current = self
+            .state()
+            .providers
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| Status::not_found(format!("provider {name} not found")))?;
+        self.write(actor, Op::RemoveProvider { name }).await?;
+        Ok(tonic::Response::new(routing::provider_info(&current)))
+    }
+
+    async fn list_routes(
+        &self,
+        req: Request<pb::ListRoutesRequest>,
+    ) -> Result<tonic::Response<pb::ListRoutesReply>, Status> {
+        self.authorize(&req, Role::Viewer)?;
+        let state = self.state();
+        Ok(tonic::Response::new(pb::ListRoutesReply {
+            routes: state.routes.values().map(routing::route_info).collect(),
+        }))
+    }
+
+    async fn put_route(
+        &self,
+        req: Request<pb::RouteInfo>,
+    ) -> Result<tonic::Response<pb::RouteInfo>, Status> {
+        let actor = self.authorize(&req, Role::Operator)?;
+        let spec = routing::route_spec(req.into_inner())?;
+        let info = routing::route_info(&spec);
+        self.write(actor, Op::PutRoute(spec)).await?;
+        Ok(tonic::Response::new(info))
+    }
+
+    async fn remove_route(
+        &self,
+        req: Request<pb::NameRequest>,
+    ) -> Result<tonic::Response<pb::RouteInfo>, Status> {
+        let actor = self.authorize(&req, Role::Operator)?;
+        let model = req.into_inner().name;
+        let current = self
+            .state()
+            .routes
+            .get(&model)
+            .cloned()
+            .ok_or_else(|| Status::not_found(format!("route {model} not found")))?;
+        self.write(actor, Op::RemoveRoute { model }).await?;
+        Ok(tonic::Response::new(routing::route_info(&current)))
     }
 }
 

@@ -72,6 +72,11 @@ pub struct NodeToml {
     pub listen_http: Option<String>,
     /// Region label of this node.
     pub region: Option<String>,
+    /// Environment variable holding the master key that seals provider credentials
+    /// (`VERSION:HEX64[,…]`; default `SWITCHYARD_MASTER_KEY`).
+    pub master_key_env: Option<String>,
+    /// File holding the master key (outside the data directory), instead of the environment.
+    pub master_key_file: Option<String>,
     /// Environment variable holding the cluster secret that keys are digested under.
     pub cluster_secret_env: Option<String>,
     /// Seconds to drain in-flight requests at shutdown.
@@ -147,6 +152,12 @@ pub struct Config {
     pub pricing: PricingCatalog,
     /// Control plane settings.
     pub control: ControlConfig,
+    /// Providers as configured: seeded into a new cluster, then the replicated state rules.
+    pub providers_toml: Vec<ProviderConfigToml>,
+    /// Routes as configured: seeded into a new cluster likewise.
+    pub routes_toml: Vec<RouteConfigToml>,
+    /// Master key setting for sealing provider credentials (empty when none is configured).
+    pub master_key: Secret<String>,
 }
 
 /// Validated `[control]`.
@@ -347,6 +358,27 @@ impl ConfigToml {
                 .map(Duration::from_millis)
                 .unwrap_or(d.backoff_max),
         };
+        let providers_toml = self.providers.clone();
+        let routes_toml = self.routes.clone();
+        let master_key = match (
+            &self.node.master_key_file,
+            self.node
+                .master_key_env
+                .as_deref()
+                .unwrap_or("SWITCHYARD_MASTER_KEY"),
+        ) {
+            (Some(file), _) => match std::fs::read_to_string(file) {
+                Ok(k) => Secret::new(k.trim().to_owned()),
+                Err(e) => {
+                    errors.push(format!("node.master_key_file: cannot read {file}: {e}"));
+                    Secret::new(String::new())
+                }
+            },
+            (None, var) => Secret::new(env(var).unwrap_or_default()),
+        };
+        if let Err(e) = switchyard_control::sealing::Keyring::parse(&master_key) {
+            errors.push(format!("node master key: {e}"));
+        }
         let mut providers = Vec::new();
         let mut names = std::collections::HashSet::new();
         for (i, p) in self.providers.into_iter().enumerate() {
@@ -384,6 +416,9 @@ impl ConfigToml {
             routes,
             pricing,
             control,
+            providers_toml,
+            routes_toml,
+            master_key,
         })
     }
 }

@@ -19,6 +19,7 @@ use switchyard_router::Candidate;
 
 use crate::edge::error::EdgeError;
 use crate::node::App;
+use crate::routing::Routing;
 
 /// A request that found its provider.
 pub struct Served {
@@ -55,6 +56,7 @@ pub struct DispatchRequest<'a> {
 /// # Errors
 /// [`EdgeError`] for the client when nothing served the request.
 pub async fn dispatch(
+    routing: &Routing,
     app: &App,
     req: &DispatchRequest<'_>,
     candidates: &[Candidate],
@@ -72,7 +74,7 @@ pub async fn dispatch(
             if attempts >= max_attempts {
                 break 'rounds;
             }
-            let Some(provider) = app.providers.get(&cand.target.provider) else {
+            let Some(provider) = routing.providers.get(&cand.target.provider) else {
                 continue;
             };
             let permit = match provider.try_admit(req.est_tokens) {
@@ -111,7 +113,7 @@ pub async fn dispatch(
                     });
                 }
                 Err(e) => {
-                    if let Some(acct) = app
+                    if let Some(acct) = routing
                         .accounting
                         .get(&cand.target.provider, &cand.target.upstream_model)
                     {

@@ -27,6 +27,7 @@ pub mod keys;
 pub mod metrics;
 pub mod node;
 pub mod rates;
+pub mod routing;
 
 pub use config::{Config, ConfigError, ConfigToml};
 pub use node::{App, Node, NodeHandle, StartError};

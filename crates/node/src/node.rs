@@ -10,7 +10,6 @@ use axum::serve::ListenerExt;
 use http::HeaderValue;
 use switchyard_core::clock::SharedClock;
 use switchyard_core::{SystemClock, TcpTransport, Transport};
-use switchyard_provider::ProviderSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -18,12 +17,14 @@ use switchyard_control::{Command, Control, NodeInfo, Op, Role};
 use switchyard_core::KeyDigester;
 use tonic::transport::server::TcpIncoming;
 
-use crate::accounting::Accounting;
+use switchyard_control::sealing::Keyring;
+
 use crate::admin::AdminApi;
 use crate::config::Config;
 use crate::guard::Guard;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
+use crate::routing::{BuildParts, Routing};
 
 /// Everything a request handler reads. Immutable but for atomics inside.
 pub struct App {
@@ -39,10 +40,15 @@ pub struct App {
     pub rates: crate::rates::RateGuard,
     /// This node's addresses as members see them.
     pub info: NodeInfo,
-    /// Providers and their actors.
-    pub providers: ProviderSet<TcpTransport>,
-    /// Price and counters per (provider, model).
-    pub accounting: Accounting,
+    /// Providers, routes and accounting as of the last replicated version; swapped whole when
+    /// providers or routes change (see [`crate::routing`]).
+    routing: std::sync::RwLock<Arc<Routing>>,
+    /// Opens provider credentials sealed in the replicated state, and seals new ones.
+    pub keyring: Keyring,
+    /// The transport seam, for provider sets built later.
+    transport: TcpTransport,
+    /// Every task the node spawned (provider actors' probes included).
+    tracker: TaskTracker,
     /// Edge metrics.
     pub metrics: Metrics,
     /// The clock seam.
@@ -59,6 +65,39 @@ pub struct App {
 }
 
 impl App {
+    /// The current routing set (providers, routes, accounting).
+    pub fn routing(&self) -> Arc<Routing> {
+        match self.routing.read() {
+            Ok(r) => Arc::clone(&r),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    /// Builds a routing set for `version` and swaps it in; returns the one it replaced.
+    ///
+    /// # Errors
+    /// When the new set's provider actors cannot start.
+    pub async fn rebuild_routing(
+        &self,
+        version: u64,
+        providers: &std::collections::BTreeMap<String, switchyard_control::ProviderSpec>,
+        routes: &std::collections::BTreeMap<String, switchyard_control::RouteSpec>,
+    ) -> std::io::Result<Arc<Routing>> {
+        let parts = BuildParts {
+            keyring: &self.keyring,
+            catalog: &self.config.pricing,
+            transport: self.transport,
+            clock: Arc::clone(&self.clock),
+            tracker: self.tracker.clone(),
+        };
+        let new = Arc::new(crate::routing::build(version, providers, routes, parts).await?);
+        let mut slot = match self.routing.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        Ok(std::mem::replace(&mut *slot, new))
+    }
+
     /// A new request id, `sy-<node>-<random>-<seq>`.
     pub fn next_request_id(&self) -> String {
         let n = self.request_seq.fetch_add(1, Ordering::Relaxed);
@@ -160,18 +199,31 @@ impl Node {
         )
         .await
         .map_err(|e| StartError::Control(e.to_string()))?;
-        // 3. Providers and their actors.
-        let providers = ProviderSet::start(
-            config.providers.clone(),
-            transport,
-            Arc::clone(&clock),
-            tracker.clone(),
-        )
-        .await
-        .map_err(StartError::Providers)?;
+        // 3. Providers, routes and their actors, from the replicated state as it is now (empty
+        // on a new cluster until the seed is applied; the watcher rebuilds on every change).
+        let keyring =
+            Keyring::parse(&config.master_key).map_err(|e| StartError::Control(e.to_string()))?;
+        let routing = {
+            let (version, providers, routes) = {
+                let s = match control.state().read() {
+                    Ok(s) => s,
+                    Err(p) => p.into_inner(),
+                };
+                (s.routing_version, s.providers.clone(), s.routes.clone())
+            };
+            let parts = BuildParts {
+                keyring: &keyring,
+                catalog: &config.pricing,
+                transport,
+                clock: Arc::clone(&clock),
+                tracker: tracker.clone(),
+            };
+            crate::routing::build(version, &providers, &routes, parts)
+                .await
+                .map_err(StartError::Providers)?
+        };
         let digester = KeyDigester::new(&config.cluster_secret);
         let keys = KeyStore::new(digester, Arc::clone(control.state()));
-        let accounting = Accounting::build(&config.routes, &config.providers, &config.pricing);
         let node_header = HeaderValue::from(config.node_id.0);
         let salt: u32 = rand::random();
         let rates =
@@ -189,8 +241,10 @@ impl Node {
             guard: Arc::clone(&guard),
             rates,
             info,
-            providers,
-            accounting,
+            routing: std::sync::RwLock::new(Arc::new(routing)),
+            keyring,
+            transport,
+            tracker: tracker.clone(),
             metrics: Metrics::default(),
             clock,
             node_header,
@@ -233,6 +287,7 @@ impl Node {
         // 5. Background duties: settlement batches, and (while leader) allowance expiry.
         tracker.spawn(crate::guard::run_flusher(guard, cancel.clone()));
         tracker.spawn(crate::duties::run(Arc::clone(&app), cancel.clone()));
+        tracker.spawn(crate::routing::watch(Arc::clone(&app), cancel.clone()));
         let handle = NodeHandle {
             app,
             http_addr,
@@ -249,7 +304,7 @@ impl Node {
             handle.bootstrap(members, env).await?;
         }
         handle.app.ready.store(true, Ordering::Release);
-        tracing::info!(node_id = handle.app.config.node_id.0, %http_addr, %grpc_addr, providers = handle.app.config.providers.len(), "node serving");
+        tracing::info!(node_id = handle.app.config.node_id.0, %http_addr, %grpc_addr, providers = handle.app.routing().providers.iter().count(), "node serving");
         Ok(handle)
     }
 }
@@ -295,7 +350,7 @@ impl NodeHandle {
                 "shutdown grace period over; abandoning remaining tasks"
             );
         }
-        self.app.providers.shutdown().await;
+        self.app.routing().providers.shutdown().await;
         if let Err(e) = self.app.control.shutdown().await {
             tracing::warn!(error = %e, "control plane did not shut down cleanly");
         }
@@ -333,27 +388,31 @@ impl NodeHandle {
                 role: Role::Admin,
             });
         }
+        let routing_ops = crate::routing::seed_ops(
+            &app.config.providers_toml,
+            &app.config.routes_toml,
+            &app.keyring,
+            env,
+        )
+        .map_err(|e| StartError::Control(format!("cannot seed providers: {e}")))?;
+        ops.extend(routing_ops);
+        let seed = Op::Seed(ops);
         let cancel = self.cancel.clone();
         self.tracker.spawn(async move {
-            for op in ops {
-                loop {
-                    if cancel.is_cancelled() {
-                        return;
-                    }
-                    if seeded_already(&app, &op) {
-                        break;
-                    }
-                    let cmd = Command {
-                        at_ms: app.clock.unix_ms(),
-                        actor: Some("bootstrap".into()),
-                        op: op.clone(),
-                    };
-                    match app.control.write(cmd).await {
-                        Ok(_) => break,
-                        Err(e) => {
-                            tracing::debug!(error = %e, "seeding waits for a leader");
-                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                        }
+            loop {
+                if cancel.is_cancelled() {
+                    return;
+                }
+                let cmd = Command {
+                    at_ms: app.clock.unix_ms(),
+                    actor: Some("bootstrap".into()),
+                    op: seed.clone(),
+                };
+                match app.control.write(cmd).await {
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "seeding waits for a leader");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                     }
                 }
             }
@@ -361,21 +420,19 @@ impl NodeHandle {
         Ok(())
     }
 
-    /// Waits until the seed from configuration (keys and admin token) is applied on this node
-    /// (tests and tools).
+    /// Waits until the configuration seed is applied on this node and its routing set is built
+    /// from it (tests and tools).
     pub async fn wait_seeded(&self, timeout: std::time::Duration) -> bool {
-        let want_keys = self.app.config.keys.len();
-        let want_token = self.app.config.control.admin_token.is_some();
         tokio::time::timeout(timeout, async {
             loop {
-                let done = {
+                let (seeded, version) = {
                     let s = match self.app.control.state().read() {
                         Ok(s) => s,
                         Err(p) => p.into_inner(),
                     };
-                    s.keys.len() >= want_keys && (!want_token || !s.admin_tokens.is_empty())
+                    (s.seeded, s.routing_version)
                 };
-                if done {
+                if seeded && self.app.routing().version == version {
                     return;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -394,14 +451,4 @@ impl NodeHandle {
     pub fn cancelled(&self) -> CancellationToken {
         self.cancel.clone()
     }
-}
-
-/// Whether a seed key already exists (a restarted bootstrap node must not seed twice).
-fn seeded_already(app: &App, op: &Op) -> bool {
-    let Op::CreateKey(k) = op else { return false };
-    let s = match app.control.state().read() {
-        Ok(s) => s,
-        Err(p) => p.into_inner(),
-    };
-    s.keys.contains_key(&k.id)
 }

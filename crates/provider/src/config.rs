@@ -62,6 +62,10 @@ pub struct ProviderConfigToml {
     pub half_open_probes: Option<u32>,
     /// Per-model price overrides, in micro-dollars per million tokens.
     pub models: Vec<ModelPriceToml>,
+    /// The API key itself, when it comes from the replicated state (unsealed) rather than from
+    /// `api_key_env`. Never read from TOML.
+    #[serde(skip)]
+    pub api_key_value: Option<Secret<String>>,
 }
 
 /// A per-model price override.
@@ -247,8 +251,10 @@ impl ProviderConfigToml {
         let base = BaseUrl::parse(&self.base_url)
             .map_err(|e| errors.push(format!("{path}.base_url: {e}")))
             .ok();
-        let api_key = match &self.api_key_env {
-            Some(var) => match env(var) {
+        let api_key = match (&self.api_key_value, &self.api_key_env) {
+            (Some(v), _) => Some(v.clone()),
+            (None, None) => None,
+            (None, Some(var)) => match env(var) {
                 Some(v) if !v.is_empty() => Some(Secret::new(v)),
                 _ => {
                     errors.push(format!(
@@ -257,7 +263,6 @@ impl ProviderConfigToml {
                     None
                 }
             },
-            None => None,
         };
         let positive = |v: Option<u64>, d: u64, field: &str, errors: &mut Vec<String>| match v {
             Some(0) => {

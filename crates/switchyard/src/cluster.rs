@@ -183,6 +183,8 @@ struct Secrets {
     cluster_secret: String,
     demo_key: String,
     admin_token: String,
+    /// Seals provider credentials in the replicated state (`1:<64 hex>`).
+    master_key: String,
 }
 
 impl Secrets {
@@ -201,6 +203,7 @@ impl Secrets {
                 cluster_secret: get("cluster_secret")?,
                 demo_key: get("demo_key")?,
                 admin_token: get("admin_token")?,
+                master_key: get("master_key")?,
             });
         }
         let fresh = || {
@@ -212,8 +215,9 @@ impl Secrets {
             cluster_secret: fresh(),
             demo_key: fresh(),
             admin_token: fresh().replacen("sk-sy-", "sy-admin-", 1),
+            master_key: format!("1:{}", switchyard_core::secret::random_hex(32)),
         };
-        let body = json!({"cluster_secret": s.cluster_secret, "demo_key": s.demo_key, "admin_token": s.admin_token});
+        let body = json!({"cluster_secret": s.cluster_secret, "demo_key": s.demo_key, "admin_token": s.admin_token, "master_key": s.master_key});
         write_private(&path, &serde_json::to_string_pretty(&body)?)?;
         Ok(s)
     }
@@ -286,7 +290,8 @@ async fn start_all(
         cmd.arg("serve").arg("--config").arg(&config_path);
         cmd.env("SWITCHYARD_CLUSTER_SECRET", &secrets.cluster_secret)
             .env("SWITCHYARD_DEMO_KEY", &secrets.demo_key)
-            .env("SWITCHYARD_ADMIN_TOKEN", &secrets.admin_token);
+            .env("SWITCHYARD_ADMIN_TOKEN", &secrets.admin_token)
+            .env("SWITCHYARD_MASTER_KEY", &secrets.master_key);
         let running = spawn(cmd, &format!("node-{id}"), dir)?;
         let pid = running.child.id().unwrap_or(0);
         children.push(running);

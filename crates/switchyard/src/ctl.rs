@@ -76,6 +76,130 @@ enum Noun {
         #[command(subcommand)]
         verb: TokensVerb,
     },
+    /// Upstream providers (keys are sealed and never shown).
+    Providers {
+        #[command(subcommand)]
+        verb: ProvidersVerb,
+    },
+    /// Routes: public model names and their targets.
+    Routes {
+        #[command(subcommand)]
+        verb: RoutesVerb,
+    },
+}
+
+#[derive(clap::Args)]
+struct ProviderFields {
+    /// Name.
+    #[arg(long)]
+    name: String,
+    /// openai (any OpenAI-compatible API), azure or anthropic.
+    #[arg(long)]
+    kind: String,
+    /// Base URL including the version segment, e.g. https://api.openai.com/v1.
+    #[arg(long)]
+    base_url: String,
+    /// Environment variable of this ctl process holding the API key to set (sealed by the node).
+    #[arg(long)]
+    api_key_env: Option<String>,
+    /// Azure api-version.
+    #[arg(long)]
+    api_version: Option<String>,
+    /// Allow loopback and private addresses.
+    #[arg(long)]
+    internal: bool,
+    /// Region label.
+    #[arg(long)]
+    region: Option<String>,
+    /// Requests per minute per node (0 = unlimited).
+    #[arg(long, default_value_t = 0)]
+    rpm: u64,
+    /// Tokens per minute per node (0 = unlimited).
+    #[arg(long, default_value_t = 0)]
+    tpm: u64,
+    /// Per-model prices, MODEL=INPUT:OUTPUT micro-dollars per million tokens; repeatable.
+    #[arg(long = "price")]
+    prices: Vec<String>,
+}
+
+#[derive(clap::Subcommand)]
+enum ProvidersVerb {
+    /// Lists providers.
+    List,
+    /// Adds a provider.
+    Add(ProviderFields),
+    /// Replaces a provider's settings (the key is kept unless --api-key-env is given).
+    Update(ProviderFields),
+    /// Removes a provider no route targets.
+    Remove {
+        /// Name.
+        name: String,
+    },
+}
+
+#[derive(clap::Subcommand)]
+enum RoutesVerb {
+    /// Lists routes.
+    List,
+    /// Adds or replaces a route.
+    Set {
+        /// Public model name.
+        #[arg(long)]
+        model: String,
+        /// priority, weighted, least-busy or lowest-latency.
+        #[arg(long, default_value = "")]
+        strategy: String,
+        /// Targets PROVIDER[:MODEL[:WEIGHT]], in priority order; repeatable.
+        #[arg(long = "target", required = true)]
+        targets: Vec<String>,
+        /// Fallback public models, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        fallbacks: Vec<String>,
+    },
+    /// Removes a route.
+    Remove {
+        /// Public model name.
+        model: String,
+    },
+}
+
+fn provider_request(f: ProviderFields) -> anyhow::Result<pb::PutProviderRequest> {
+    let api_key = match &f.api_key_env {
+        Some(var) => {
+            std::env::var(var).with_context(|| format!("--api-key-env: {var} is not set"))?
+        }
+        None => String::new(),
+    };
+    let mut prices = Vec::new();
+    for p in &f.prices {
+        let parsed = p
+            .split_once('=')
+            .and_then(|(m, io)| io.split_once(':').map(|(i, o)| (m, i, o)));
+        let Some((model, i, o)) = parsed else {
+            bail!("--price {p:?}: expected MODEL=INPUT:OUTPUT")
+        };
+        prices.push(pb::ModelPrice {
+            model: model.to_owned(),
+            input_micros_per_mtok: i.parse().context("--price input")?,
+            output_micros_per_mtok: o.parse().context("--price output")?,
+        });
+    }
+    Ok(pb::PutProviderRequest {
+        provider: Some(pb::ProviderInfo {
+            name: f.name,
+            kind: f.kind,
+            base_url: f.base_url,
+            api_version: f.api_version.unwrap_or_default(),
+            internal: f.internal,
+            region: f.region.unwrap_or_default(),
+            rpm: f.rpm,
+            tpm: f.tpm,
+            prices,
+            ..Default::default()
+        }),
+        api_key,
+        clear_api_key: false,
+    })
 }
 
 #[derive(clap::Subcommand)]
@@ -378,6 +502,85 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
                 .map_err(err)?
                 .into_inner(),
         ),
+        Noun::Providers { verb } => match verb {
+            ProvidersVerb::List => output::providers(
+                client
+                    .list_providers(pb::ListProvidersRequest {})
+                    .await
+                    .map_err(err)?
+                    .into_inner()
+                    .providers,
+            ),
+            ProvidersVerb::Add(f) | ProvidersVerb::Update(f) => output::providers(vec![
+                client
+                    .put_provider(provider_request(f)?)
+                    .await
+                    .map_err(err)?
+                    .into_inner(),
+            ]),
+            ProvidersVerb::Remove { name } => output::providers(vec![
+                client
+                    .remove_provider(pb::NameRequest { name })
+                    .await
+                    .map_err(err)?
+                    .into_inner(),
+            ]),
+        },
+        Noun::Routes { verb } => match verb {
+            RoutesVerb::List => output::routes(
+                client
+                    .list_routes(pb::ListRoutesRequest {})
+                    .await
+                    .map_err(err)?
+                    .into_inner()
+                    .routes,
+            ),
+            RoutesVerb::Set {
+                model,
+                strategy,
+                targets,
+                fallbacks,
+            } => {
+                let targets = targets
+                    .iter()
+                    .map(|t| {
+                        let mut parts = t.splitn(3, ':');
+                        let provider = parts.next().unwrap_or_default().to_owned();
+                        let model = parts.next().unwrap_or_default().to_owned();
+                        let weight = parts
+                            .next()
+                            .map(str::parse)
+                            .transpose()
+                            .with_context(|| format!("--target {t:?}: weight must be a number"))?
+                            .unwrap_or(1);
+                        anyhow::Ok(pb::RouteTarget {
+                            provider,
+                            model,
+                            weight,
+                        })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                output::routes(vec![
+                    client
+                        .put_route(pb::RouteInfo {
+                            model,
+                            strategy,
+                            targets,
+                            fallbacks,
+                        })
+                        .await
+                        .map_err(err)?
+                        .into_inner(),
+                ])
+            }
+            RoutesVerb::Remove { model } => output::routes(vec![
+                client
+                    .remove_route(pb::NameRequest { name: model })
+                    .await
+                    .map_err(err)?
+                    .into_inner(),
+            ]),
+        },
         Noun::Tokens { verb } => match verb {
             TokensVerb::Create { name, role } => {
                 let r = client

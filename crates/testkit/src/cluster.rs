@@ -123,6 +123,7 @@ fn test_env(k: &str) -> Option<String> {
     match k {
         "SY_TEST_SECRET" => Some(TEST_CLUSTER_SECRET.to_owned()),
         "SY_TEST_ADMIN" => Some(TEST_ADMIN_TOKEN.to_owned()),
+        "SWITCHYARD_MASTER_KEY" => Some(format!("1:{}", "5a".repeat(32))),
         _ => None,
     }
 }

@@ -17,10 +17,18 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// 200 once serving with a known Raft leader; 503 while starting, stopping, or cut off from the
-/// quorum (a load balancer should then prefer other nodes).
+/// 200 once serving with a known Raft leader and a routing set built from the replicated
+/// configuration; 503 while starting, stopping, or cut off from the quorum (a load balancer
+/// should then prefer other nodes).
 pub async fn readyz(State(app): State<Arc<App>>) -> Response {
-    if app.ready.load(Ordering::Acquire) && app.control.leader().is_some() {
+    let routing_current = {
+        let s = match app.control.state().read() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        s.seeded && s.routing_version == app.routing().version
+    };
+    if app.ready.load(Ordering::Acquire) && app.control.leader().is_some() && routing_current {
         (StatusCode::OK, "ready").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
@@ -29,7 +37,8 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Response {
 
 /// Prometheus text format.
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {
-    let lines: Vec<ProviderLine> = app
+    let routing = app.routing();
+    let lines: Vec<ProviderLine> = routing
         .providers
         .iter()
         .map(|p| {
@@ -50,7 +59,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
             }
         })
         .collect();
-    let body = app.metrics.render(&app.accounting, &lines);
+    let body = app.metrics.render(&routing.accounting, &lines);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

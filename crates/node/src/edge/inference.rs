@@ -136,8 +136,10 @@ async fn serve(
         return Err(EdgeError::ModelNotAllowed(facts.model));
     }
     let strategy = strategy_hint(headers, hints.as_ref())?;
+    // The routing set this request uses from start to end, even if it is swapped meanwhile.
+    let routing = app.routing();
     let now = app.clock.now();
-    let view = |t: &switchyard_router::Target| match app.providers.get(&t.provider) {
+    let view = |t: &switchyard_router::Target| match routing.providers.get(&t.provider) {
         Some(p) => {
             let snap = p.snapshot();
             TargetView {
@@ -151,7 +153,7 @@ async fn serve(
         None => TargetView::default(),
     };
     let candidates = plan(
-        &app.config.routes,
+        &routing.routes,
         &facts.model,
         strategy,
         &view,
@@ -198,7 +200,7 @@ async fn serve(
             .max_tokens
             .unwrap_or(limits.default_max_tokens)
             .saturating_mul(n);
-        let bound = cost_bound(app, &candidates, body_len, completion_bound);
+        let bound = cost_bound(&routing, &candidates, body_len, completion_bound);
         Some(app.guard.admit(&scopes, bound).await.map_err(|e| match e {
             GuardError::Exhausted { scope } => EdgeError::BudgetExhausted { scope },
             GuardError::CutOff { reason } => EdgeError::CutOff { reason },
@@ -214,7 +216,7 @@ async fn serve(
         cost_micros: cost,
         leases: Vec::new(),
     };
-    let served = match dispatch(app, &req, &candidates, &mut map).await {
+    let served = match dispatch(&routing, app, &req, &candidates, &mut map).await {
         Ok(s) => s,
         Err(e) => {
             if let Some(adm) = admission {
@@ -223,7 +225,7 @@ async fn serve(
             return Err(e);
         }
     };
-    let account = app
+    let account = routing
         .accounting
         .get(&served.provider, &served.upstream_model)
         .cloned();
@@ -331,14 +333,14 @@ fn budget_scopes(app: &App, key: &KeyInfo) -> Vec<Scope> {
 /// bounded by the body's bytes (no tokenizer yields more than one token per byte), completion
 /// tokens by `max_tokens × n`, each at the highest price among the candidates.
 fn cost_bound(
-    app: &App,
+    routing: &crate::routing::Routing,
     candidates: &[switchyard_router::Candidate],
     body_bytes: u64,
     completion_tokens: u64,
 ) -> u64 {
     let mut price = switchyard_core::Price::default();
     for c in candidates {
-        if let Some(p) = app
+        if let Some(p) = routing
             .accounting
             .get(&c.target.provider, &c.target.upstream_model)
             .and_then(|a| a.price)

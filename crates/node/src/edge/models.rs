@@ -26,8 +26,8 @@ pub async fn list(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         }
     };
     let now = app.clock.now();
-    let data: Vec<_> = app
-        .config
+    let routing = app.routing();
+    let data: Vec<_> = routing
         .routes
         .iter()
         .filter(|r| crate::keys::allows(&key, &r.model))
@@ -35,7 +35,7 @@ pub async fn list(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
             let available: Vec<&str> = r
                 .targets
                 .iter()
-                .filter(|t| app.providers.get(&t.provider).is_some_and(|p| p.gate.looks_available(now)))
+                .filter(|t| routing.providers.get(&t.provider).is_some_and(|p| p.gate.looks_available(now)))
                 .map(|t| t.provider.as_str())
                 .collect();
             json!({"id": r.model, "object": "model", "created": 0, "owned_by": "switchyard", "providers": available})

@@ -172,3 +172,65 @@ pub fn audit(r: pb::AuditReply) -> Out {
         table: table.trim_end().to_owned(),
     }
 }
+
+fn provider_json(p: &pb::ProviderInfo) -> Value {
+    json!({
+        "name": p.name, "kind": p.kind, "base_url": p.base_url, "has_api_key": p.has_api_key, "key_version": p.key_version,
+        "api_version": p.api_version, "internal": p.internal, "region": p.region, "rpm": p.rpm, "tpm": p.tpm,
+        "max_in_flight": p.max_in_flight, "tuning": p.tuning,
+        "prices": p.prices.iter().map(|m| json!({"model": m.model, "input_micros_per_mtok": m.input_micros_per_mtok, "output_micros_per_mtok": m.output_micros_per_mtok})).collect::<Vec<_>>(),
+    })
+}
+
+/// `providers …`.
+pub fn providers(ps: Vec<pb::ProviderInfo>) -> Out {
+    let mut table = format!(
+        "{:<16} {:<10} {:<40} {:<8} {}\n",
+        "NAME", "KIND", "BASE URL", "KEY", "REGION"
+    );
+    for p in &ps {
+        let key = if p.has_api_key {
+            format!("sealed/v{}", p.key_version)
+        } else {
+            "-".into()
+        };
+        table.push_str(&format!(
+            "{:<16} {:<10} {:<40} {:<8} {}\n",
+            p.name, p.kind, p.base_url, key, p.region
+        ));
+    }
+    Out {
+        json: json!({"providers": ps.iter().map(provider_json).collect::<Vec<_>>()}),
+        table: table.trim_end().to_owned(),
+    }
+}
+
+/// `routes …`.
+pub fn routes(rs: Vec<pb::RouteInfo>) -> Out {
+    let mut table = String::new();
+    for r in &rs {
+        let targets: Vec<String> = r
+            .targets
+            .iter()
+            .map(|t| format!("{}:{}:{}", t.provider, t.model, t.weight))
+            .collect();
+        table.push_str(&format!(
+            "{:<24} {:<14} {}  fallbacks={}\n",
+            r.model,
+            if r.strategy.is_empty() {
+                "priority"
+            } else {
+                &r.strategy
+            },
+            targets.join(" "),
+            r.fallbacks.join(",")
+        ));
+    }
+    Out {
+        json: json!({"routes": rs.iter().map(|r| json!({
+            "model": r.model, "strategy": r.strategy, "fallbacks": r.fallbacks,
+            "targets": r.targets.iter().map(|t| json!({"provider": t.provider, "model": t.model, "weight": t.weight})).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>()}),
+        table: table.trim_end().to_owned(),
+    }
+}
