@@ -17,6 +17,7 @@ mod providers;
 mod rate_limit;
 mod sdk;
 mod streaming;
+mod tls;
 mod tools;
 
 use std::time::Duration;

@@ -91,7 +91,7 @@ impl Control {
         let db = store::open_db(dir).await?;
         let (log_store, sm_store) = store::open_stores(&db)?;
         let state = sm_store.state().clone();
-        let peers = Peers::new(config.connect_timeout);
+        let peers = Peers::new(config.connect_timeout, config.client_tls.clone());
         let network = NetworkFactory::new(node_id, peers.clone());
         let raft = Raft::new(node_id, raft_config, network, log_store, sm_store).await?;
         tracing::info!(node_id, grpc = %info.grpc, dir = %dir.display(), "raft started");

@@ -25,7 +25,7 @@ use switchyard_core::{TcpTransport, Transport};
 use switchyard_proto::pb::raft_service_client::RaftServiceClient;
 use tonic::codegen::Service;
 use tonic::codegen::http::Uri;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 pub use client::PeerClient;
 pub use server::{RaftServer, raft_service};
@@ -59,6 +59,8 @@ pub(crate) struct Peers {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     /// Bound on establishing a TCP connection to a peer.
     connect_timeout: Duration,
+    /// TLS for peer connections (mutual: it carries this node's certificate), or plaintext.
+    tls: Option<ClientTlsConfig>,
 }
 
 /// Dials peers through the transport seam.
@@ -82,10 +84,11 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 
 impl Peers {
     /// An empty cache whose channels give up connecting after `connect_timeout`.
-    pub(crate) fn new(connect_timeout: Duration) -> Self {
+    pub(crate) fn new(connect_timeout: Duration, tls: Option<ClientTlsConfig>) -> Self {
         Peers {
             channels: Arc::default(),
             connect_timeout,
+            tls,
         }
     }
 
@@ -96,7 +99,11 @@ impl Peers {
         if let Some(channel) = channels.get(grpc) {
             return Ok(channel.clone());
         }
-        let channel = Endpoint::from_shared(grpc.to_owned())?
+        let mut endpoint = Endpoint::from_shared(grpc.to_owned())?;
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint.tls_config(tls.clone())?;
+        }
+        let channel = endpoint
             .connect_timeout(self.connect_timeout)
             // A peer that vanished without closing (killed host, partition) is noticed within
             // a few seconds and the channel reconnects, instead of every RPC timing out on a

@@ -97,11 +97,17 @@ pub fn status(e: ControlError) -> Status {
 async fn ask_leader(
     grpc: &str,
     auth: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+    tls: Option<tonic::transport::ClientTlsConfig>,
 ) -> Result<pb::ClusterStatusReply, Status> {
     /// A status call to the leader is a local round trip; one second is plenty.
     const ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
-    let endpoint = tonic::transport::Endpoint::from_shared(grpc.to_owned())
+    let mut endpoint = tonic::transport::Endpoint::from_shared(grpc.to_owned())
         .map_err(|e| Status::internal(e.to_string()))?;
+    if let Some(tls) = tls {
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| Status::internal(e.to_string()))?;
+    }
     let channel = endpoint
         .connect_timeout(ASK_TIMEOUT)
         .timeout(ASK_TIMEOUT)
@@ -195,7 +201,7 @@ impl AdminService for AdminApi {
         if let Some((leader, info)) = self.app.control.leader()
             && leader != self.app.config.node_id.0
             && let Some(auth) = req.metadata().get("authorization").cloned()
-            && let Ok(reply) = ask_leader(&info.grpc, auth).await
+            && let Ok(reply) = ask_leader(&info.grpc, auth, self.app.client_tls.clone()).await
         {
             return Ok(tonic::Response::new(reply));
         }

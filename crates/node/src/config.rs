@@ -48,6 +48,22 @@ pub struct ControlToml {
     pub members: Vec<MemberToml>,
     /// Environment variable holding an admin token seeded (role admin) at first bootstrap.
     pub admin_token_env: Option<String>,
+    /// Mutual TLS for gRPC (Raft between nodes and admin); absent means plaintext.
+    pub tls: Option<TlsToml>,
+}
+
+/// `[control.tls]`: PEM files. Every node and every `ctl` presents a certificate signed by the
+/// cluster's CA, and verifies the other side against it; a node therefore accepts Raft traffic
+/// only from holders of a cluster certificate.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsToml {
+    /// This node's certificate chain (server and client).
+    pub cert_file: String,
+    /// Its private key.
+    pub key_file: String,
+    /// The cluster CA that signs node and admin certificates.
+    pub ca_file: String,
 }
 
 /// One initial voter.
@@ -173,6 +189,19 @@ pub struct ControlConfig {
     pub members: std::collections::BTreeMap<u64, switchyard_control::NodeInfo>,
     /// Admin token seeded at first bootstrap.
     pub admin_token: Option<Secret<String>>,
+    /// PEM contents for mutual TLS, read at validation.
+    pub tls: Option<TlsPem>,
+}
+
+/// The PEM contents of `[control.tls]`.
+#[derive(Clone, Debug)]
+pub struct TlsPem {
+    /// Certificate chain.
+    pub cert: Vec<u8>,
+    /// Private key (secret: never logged; `Debug` prints its length only through `Secret`).
+    pub key: Secret<Vec<u8>>,
+    /// CA certificate.
+    pub ca: Vec<u8>,
 }
 
 /// Validated request limits.
@@ -308,6 +337,23 @@ impl ConfigToml {
             },
             None => None,
         };
+        let tls = self.control.tls.as_ref().and_then(|t| {
+            let mut read = |field: &str, path: &str| match std::fs::read(path) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    errors.push(format!("control.tls.{field}: cannot read {path}: {e}"));
+                    None
+                }
+            };
+            let cert = read("cert_file", &t.cert_file);
+            let key = read("key_file", &t.key_file);
+            let ca = read("ca_file", &t.ca_file);
+            Some(TlsPem {
+                cert: cert?,
+                key: Secret::new(key?),
+                ca: ca?,
+            })
+        });
         let control = ControlConfig {
             data_dir,
             listen_grpc,
@@ -317,6 +363,7 @@ impl ConfigToml {
                 .unwrap_or(self.control.members.is_empty()),
             members,
             admin_token,
+            tls,
         };
         let limits = Limits {
             max_body_bytes: positive_usize(

@@ -45,6 +45,8 @@ pub struct App {
     routing: std::sync::RwLock<Arc<Routing>>,
     /// Opens provider credentials sealed in the replicated state, and seals new ones.
     pub keyring: Keyring,
+    /// TLS for calls this node makes to peers' gRPC (mutual, with this node's certificate).
+    pub client_tls: Option<tonic::transport::ClientTlsConfig>,
     /// The transport seam, for provider sets built later.
     transport: TcpTransport,
     /// Every task the node spawned (provider actors' probes included).
@@ -187,15 +189,32 @@ impl Node {
         let tracker = TaskTracker::new();
         let cancel = CancellationToken::new();
         // 2. The control plane: Raft log and state from the data directory.
+        let tls = config.control.tls.as_ref().map(|t| {
+            let identity = tonic::transport::Identity::from_pem(&t.cert, t.key.expose());
+            let ca = tonic::transport::Certificate::from_pem(&t.ca);
+            (
+                tonic::transport::ServerTlsConfig::new()
+                    .identity(identity.clone())
+                    .client_ca_root(ca.clone()),
+                tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(ca)
+                    .identity(identity),
+            )
+        });
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let info = NodeInfo {
             http: format!("http://{http_addr}"),
-            grpc: format!("http://{grpc_addr}"),
+            grpc: format!("{scheme}://{grpc_addr}"),
+        };
+        let control_config = switchyard_control::ControlConfig {
+            client_tls: tls.as_ref().map(|t| t.1.clone()),
+            ..Default::default()
         };
         let control = Control::open(
             config.node_id.0,
             info.clone(),
             &config.control.data_dir,
-            switchyard_control::ControlConfig::default(),
+            control_config,
         )
         .await
         .map_err(|e| StartError::Control(e.to_string()))?;
@@ -243,6 +262,7 @@ impl Node {
             info,
             routing: std::sync::RwLock::new(Arc::new(routing)),
             keyring,
+            client_tls: tls.as_ref().map(|t| t.1.clone()),
             transport,
             tracker: tracker.clone(),
             metrics: Metrics::default(),
@@ -267,7 +287,13 @@ impl Node {
                 tracing::error!(error = %e, "http server stopped with an error");
             }
         });
-        let grpc = tonic::transport::Server::builder()
+        let mut server = tonic::transport::Server::builder();
+        if let Some((server_tls, _)) = &tls {
+            server = server
+                .tls_config(server_tls.clone())
+                .map_err(|e| StartError::Control(format!("tls: {e}")))?;
+        }
+        let grpc = server
             .add_service(switchyard_control::raft_service(&app.control))
             .add_service(
                 switchyard_proto::pb::admin_service_server::AdminServiceServer::new(AdminApi::new(
@@ -442,9 +468,9 @@ impl NodeHandle {
         .is_ok()
     }
 
-    /// `http://addr` of the gRPC server.
+    /// URL of the gRPC server (`https://` under TLS).
     pub fn grpc_url(&self) -> String {
-        format!("http://{}", self.grpc_addr)
+        self.app.info.grpc.clone()
     }
 
     /// A token that is cancelled when shutdown begins.

@@ -29,6 +29,15 @@ pub struct CtlArgs {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// CA certificate (PEM) of a cluster that runs gRPC over TLS; the endpoint is then https://.
+    #[arg(long, env = "SWITCHYARD_CA_CERT", global = true)]
+    ca_cert: Option<String>,
+    /// Client certificate (PEM) signed by the cluster CA (nodes require one under TLS).
+    #[arg(long, env = "SWITCHYARD_CERT", global = true)]
+    cert: Option<String>,
+    /// Private key (PEM) of the client certificate.
+    #[arg(long, env = "SWITCHYARD_KEY", global = true)]
+    key: Option<String>,
     #[command(subcommand)]
     noun: Noun,
 }
@@ -329,8 +338,20 @@ enum TokensVerb {
 
 /// Runs one `ctl` command.
 pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
-    let channel = Channel::from_shared(args.endpoint.clone())
-        .with_context(|| format!("invalid endpoint {}", args.endpoint))?
+    let mut endpoint = Channel::from_shared(args.endpoint.clone())
+        .with_context(|| format!("invalid endpoint {}", args.endpoint))?;
+    if let Some(ca) = &args.ca_cert {
+        let ca = std::fs::read(ca).with_context(|| format!("cannot read --ca-cert {ca}"))?;
+        let mut tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(ca));
+        if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+            let cert = std::fs::read(cert).with_context(|| format!("cannot read --cert {cert}"))?;
+            let key = std::fs::read(key).context("cannot read --key")?;
+            tls = tls.identity(tonic::transport::Identity::from_pem(cert, key));
+        }
+        endpoint = endpoint.tls_config(tls).context("invalid TLS settings")?;
+    }
+    let channel = endpoint
         .connect_timeout(std::time::Duration::from_secs(5))
         .timeout(std::time::Duration::from_secs(15))
         .connect()

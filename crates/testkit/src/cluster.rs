@@ -96,6 +96,7 @@ pub struct Builder {
     routes: Vec<RouteSpec>,
     extra_keys: Vec<(String, String, Vec<String>)>,
     node_extra: String,
+    tls: bool,
 }
 
 /// The demo key every test cluster accepts.
@@ -175,6 +176,13 @@ impl Builder {
         self
     }
 
+    /// Runs gRPC (Raft and admin) over mutual TLS with generated certificates.
+    #[must_use]
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
     /// Adds TOML text to every node's file (e.g. a `[limits]` section).
     #[must_use]
     pub fn node_toml(mut self, toml: &str) -> Self {
@@ -228,11 +236,27 @@ impl Builder {
             });
         }
         let n = self.nodes.max(1);
+        let tls = if self.tls {
+            Some(crate::tls::TestTls::new(
+                &data_dir(0).with_extension("tls"),
+            )?)
+        } else {
+            None
+        };
         let mut nodes = Vec::new();
         let mut dirs = Vec::new();
         for id in 1..=n {
             let dir = data_dir(id);
-            let toml = self.node_toml_text(id, &mocks, &dir);
+            let mut toml = self.node_toml_text(id, &mocks, &dir);
+            if let Some(tls) = &tls {
+                let (cert, key) = tls.issue(&format!("node-{id}"))?;
+                toml.push_str(&format!(
+                    "\n[control.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\nca_file = \"{}\"\n",
+                    cert.display(),
+                    key.display(),
+                    tls.ca.display()
+                ));
+            }
             let config = ConfigToml::parse(&toml)?
                 .validate(&test_env)
                 .map_err(|e| anyhow::anyhow!("{e}\n--- config ---\n{toml}"))?;
@@ -253,7 +277,7 @@ impl Builder {
                 node.app.config.node_id
             );
         }
-        Ok(TestCluster { nodes, mocks })
+        Ok(TestCluster { nodes, mocks, tls })
     }
 
     fn node_toml_text(&self, id: usize, mocks: &[MockInfo], dir: &std::path::Path) -> String {
@@ -343,6 +367,8 @@ pub struct TestCluster {
     pub nodes: Vec<NodeHandle>,
     /// The mocks.
     pub mocks: Vec<MockInfo>,
+    /// Certificates, when gRPC runs over TLS.
+    pub tls: Option<crate::tls::TestTls>,
 }
 
 impl TestCluster {
@@ -453,9 +479,20 @@ impl TestCluster {
     /// # Errors
     /// When the channel cannot be built.
     pub async fn admin_with(&self, i: usize, token: &str) -> anyhow::Result<AdminClient> {
-        let channel = tonic::transport::Channel::from_shared(self.grpc_url(i))?
-            .connect()
-            .await?;
+        let mut endpoint = tonic::transport::Channel::from_shared(self.grpc_url(i))?;
+        if let Some(tls) = &self.tls {
+            let ca = tonic::transport::Certificate::from_pem(std::fs::read(&tls.ca)?);
+            let id = tonic::transport::Identity::from_pem(
+                std::fs::read(&tls.admin_cert)?,
+                std::fs::read(&tls.admin_key)?,
+            );
+            endpoint = endpoint.tls_config(
+                tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(ca)
+                    .identity(id),
+            )?;
+        }
+        let channel = endpoint.connect().await?;
         let bearer = Bearer(format!("Bearer {token}").parse()?);
         Ok(
             switchyard_proto::pb::admin_service_client::AdminServiceClient::with_interceptor(

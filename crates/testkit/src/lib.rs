@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod eventually;
 pub mod http;
 pub mod python;
+pub mod tls;
 
 pub use cluster::{MockSpec, TestCluster};
 pub use eventually::eventually;

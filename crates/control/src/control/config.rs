@@ -49,6 +49,9 @@ pub struct ControlConfig {
     pub write_timeout: Duration,
     /// Bound on dialling a peer.
     pub connect_timeout: Duration,
+    /// TLS (with this node's client certificate) for every connection to a peer; `None` for
+    /// plaintext. Peers' gRPC URLs are then `https://`.
+    pub client_tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
 impl Default for ControlConfig {
@@ -63,6 +66,7 @@ impl Default for ControlConfig {
             install_snapshot_timeout: DEFAULT_INSTALL_SNAPSHOT_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            client_tls: None,
         }
     }
 }
