@@ -14,6 +14,7 @@ mod control;
 mod cost;
 mod messages;
 mod providers;
+mod raft_procs;
 mod rate_limit;
 mod sdk;
 mod streaming;

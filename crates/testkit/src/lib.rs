@@ -15,6 +15,7 @@
 pub mod cluster;
 pub mod eventually;
 pub mod http;
+pub mod procs;
 pub mod python;
 pub mod tls;
 
