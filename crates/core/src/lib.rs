@@ -8,6 +8,7 @@
 //! - [`clock`]: the [`Clock`] seam; every wall-clock and monotonic read goes through it.
 //! - [`transport`]: the [`Transport`] seam; every listener and outbound connection goes through it.
 //! - [`health`]: provider health vocabulary shared by actors, router and edge.
+//! - [`stats`]: the stats-exchange vocabulary (per-pair deltas, per-provider gauges).
 //!
 //! Everything here is cheap to clone and free of I/O except the two seams, which are the only
 //! places allowed to touch the clock and the socket APIs directly.
@@ -18,6 +19,7 @@ pub mod ids;
 pub mod money;
 pub mod pricing;
 pub mod secret;
+pub mod stats;
 pub mod transport;
 
 pub use clock::{Clock, SystemClock};

@@ -7,7 +7,8 @@
 //!    failure (the upstream rejected the request) ends the request at once.
 //! 3. When the candidates run out while attempts remain, go round again after a backoff, since
 //!    a transient failure may have passed; stop when a round admits nothing.
-//! 4. Attempts never exceed `1 + max_retries` (DESIGN invariant 6). Once a stream has handed
+//! 4. Attempts never exceed `1 + max_retries` (DESIGN invariant 6), and a retry skips providers
+//!    whose cluster-wide retry budget (20% of their requests over the window) is spent. Once a stream has handed
 //!    its first byte to the client, nothing is retried (the stream ends honestly instead).
 
 use std::time::Duration;
@@ -68,6 +69,7 @@ pub async fn dispatch(
     let mut last_error: Option<CallError> = None;
     let mut shortest_pause: Option<Duration> = None;
     let mut round: u32 = 0;
+    let retry_budget = app.stats.snapshot();
     'rounds: loop {
         let mut admitted_this_round = false;
         for cand in candidates {
@@ -77,6 +79,15 @@ pub async fn dispatch(
             let Some(provider) = routing.providers.get(&cand.target.provider) else {
                 continue;
             };
+            // A retry goes only to a provider whose cluster-wide retry budget has room, so a
+            // failing provider never multiplies the load on it.
+            if attempts > 0
+                && retry_budget
+                    .retry_exhausted
+                    .contains(cand.target.provider.as_str())
+            {
+                continue;
+            }
             let permit = match provider.try_admit(req.est_tokens) {
                 Ok(p) => p,
                 Err(refusal) => {
@@ -101,6 +112,7 @@ pub async fn dispatch(
                 client_include_usage: req.client_include_usage,
                 default_max_tokens: app.config.limits.default_max_tokens,
                 prompt_estimate_tokens: req.prompt_estimate_tokens,
+                retry: attempts > 1,
             };
             match provider.call(permit, call, body).await {
                 Ok(result) => {

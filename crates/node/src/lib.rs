@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod node;
 pub mod rates;
 pub mod routing;
+pub mod stats;
 
 pub use config::{Config, ConfigError, ConfigToml};
 pub use node::{App, Node, NodeHandle, StartError};

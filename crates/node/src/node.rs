@@ -38,6 +38,8 @@ pub struct App {
     pub guard: Arc<Guard>,
     /// Cluster-wide per-key rate limits.
     pub rates: crate::rates::RateGuard,
+    /// The cluster-wide view of providers, merged from every node's reports.
+    pub stats: crate::stats::Stats,
     /// This node's addresses as members see them.
     pub info: NodeInfo,
     /// Providers, routes and accounting as of the last replicated version; swapped whole when
@@ -245,6 +247,7 @@ impl Node {
         let keys = KeyStore::new(digester, Arc::clone(control.state()));
         let node_header = HeaderValue::from(config.node_id.0);
         let salt: u32 = rand::random();
+        let stats = crate::stats::Stats::new(config.node_id.0, tls.as_ref().map(|t| t.1.clone()));
         let rates =
             crate::rates::RateGuard::new(control.clone(), config.node_id.0, Arc::clone(&clock));
         let guard = Arc::new(Guard::new(
@@ -259,6 +262,7 @@ impl Node {
             control,
             guard: Arc::clone(&guard),
             rates,
+            stats,
             info,
             routing: std::sync::RwLock::new(Arc::new(routing)),
             keyring,
@@ -296,6 +300,11 @@ impl Node {
         let grpc = server
             .add_service(switchyard_control::raft_service(&app.control))
             .add_service(
+                switchyard_proto::pb::stats_service_server::StatsServiceServer::new(
+                    crate::stats::StatsApi::new(Arc::clone(&app)),
+                ),
+            )
+            .add_service(
                 switchyard_proto::pb::admin_service_server::AdminServiceServer::new(AdminApi::new(
                     Arc::clone(&app),
                 )),
@@ -314,6 +323,7 @@ impl Node {
         tracker.spawn(crate::guard::run_flusher(guard, cancel.clone()));
         tracker.spawn(crate::duties::run(Arc::clone(&app), cancel.clone()));
         tracker.spawn(crate::routing::watch(Arc::clone(&app), cancel.clone()));
+        tracker.spawn(crate::stats::run(Arc::clone(&app), cancel.clone()));
         let handle = NodeHandle {
             app,
             http_addr,

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use switchyard_core::clock::SharedClock;
+use switchyard_core::stats::{ClassCounts, HIST_HIGH_US, HIST_LOW_US, PairDelta, ProviderReport};
 use switchyard_core::{OutcomeClass, Transport};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -29,8 +30,12 @@ const WINDOW_SLOT: Duration = Duration::from_secs(30);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One finished upstream attempt, as reported by the request path.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Outcome {
+    /// The upstream model the attempt used (stats are kept per (provider, model)).
+    pub model: Arc<str>,
+    /// Whether the attempt was a retry (not the request's first attempt).
+    pub retry: bool,
     /// How it ended.
     pub class: OutcomeClass,
     /// Time to first byte (non-stream: response headers; stream: first event).
@@ -59,7 +64,41 @@ pub enum ProviderMsg {
     ProbeResult(bool),
     /// Tests and admin only: the current snapshot.
     GetSnapshot(RpcReplyPort<ProviderSnapshot>),
+    /// The stats exchange: what happened since the last call, per model, and the provider's
+    /// gauges; the interval's accumulators start over.
+    TakeDelta(RpcReplyPort<(Vec<PairDelta>, ProviderReport)>),
+    /// This node's share of the provider's RPM and TPM (divided among nodes by demand).
+    SetShare {
+        /// Requests per minute this node may send.
+        rpm: u64,
+        /// Tokens per minute this node may send.
+        tpm: u64,
+    },
 }
+
+/// Per-model accumulators of the current stats interval.
+struct PairAcc {
+    counts: ClassCounts,
+    retries: u64,
+    tokens: u64,
+    ttft: hdrhistogram::Histogram<u64>,
+    total: hdrhistogram::Histogram<u64>,
+}
+
+impl PairAcc {
+    fn new() -> Self {
+        Self {
+            counts: ClassCounts::default(),
+            retries: 0,
+            tokens: 0,
+            ttft: crate::snapshot::new_histogram(),
+            total: crate::snapshot::new_histogram(),
+        }
+    }
+}
+
+/// Seconds of demand history kept for the per-minute demand figure.
+const DEMAND_SLOTS: usize = 60;
 
 /// The actor type; stateless, as ractor intends.
 pub struct ProviderActor<T: Transport>(std::marker::PhantomData<T>);
@@ -103,6 +142,10 @@ pub struct ProviderState<T: Transport> {
     last_rotate: Instant,
     /// An active probe is running.
     probing: bool,
+    /// Stats-interval accumulators by upstream model.
+    deltas: std::collections::HashMap<Arc<str>, PairAcc>,
+    /// Admission attempts per second over the last minute (ring), for this node's demand.
+    demand: std::collections::VecDeque<u64>,
     /// Something changed since the last publish.
     dirty: bool,
 }
@@ -133,6 +176,8 @@ impl<T: Transport> Actor for ProviderActor<T> {
             tokens: 0,
             last_rotate: now,
             probing: false,
+            deltas: std::collections::HashMap::new(),
+            demand: std::collections::VecDeque::with_capacity(DEMAND_SLOTS),
             dirty: true,
             args,
         };
@@ -154,6 +199,10 @@ impl<T: Transport> Actor for ProviderActor<T> {
             ProviderMsg::GetSnapshot(reply) => {
                 let _ = reply.send(state.snapshot());
             }
+            ProviderMsg::TakeDelta(reply) => {
+                let _ = reply.send(state.take_delta());
+            }
+            ProviderMsg::SetShare { rpm, tpm } => state.args.gate.set_share(rpm, tpm),
         }
         Ok(())
     }
@@ -166,6 +215,26 @@ impl<T: Transport> ProviderState<T> {
 
     fn on_outcome(&mut self, myself: &ActorRef<ProviderMsg>, o: Outcome) {
         let now = self.args.clock.now();
+        let acc = self
+            .deltas
+            .entry(Arc::clone(&o.model))
+            .or_insert_with(PairAcc::new);
+        acc.counts.add(o.class);
+        acc.tokens += o.tokens;
+        if o.retry {
+            acc.retries += 1;
+        }
+        if o.class == OutcomeClass::Ok {
+            let us = |d: Duration| {
+                u64::try_from(d.as_micros())
+                    .unwrap_or(u64::MAX)
+                    .clamp(HIST_LOW_US, HIST_HIGH_US)
+            };
+            if let Some(t) = o.ttft {
+                let _ = acc.ttft.record(us(t));
+            }
+            let _ = acc.total.record(us(o.total));
+        }
         self.counts.add(o.class);
         self.window_requests += 1;
         self.tokens += o.tokens;
@@ -221,6 +290,10 @@ impl<T: Transport> ProviderState<T> {
     fn on_tick(&mut self, myself: &ActorRef<ProviderMsg>) {
         let now = self.args.clock.now();
         self.args.gate.refill_one_second();
+        if self.demand.len() == DEMAND_SLOTS {
+            self.demand.pop_front();
+        }
+        self.demand.push_back(self.args.gate.take_wanted());
         if now.saturating_duration_since(self.last_rotate) >= WINDOW_SLOT {
             self.ttft.rotate();
             self.total.rotate();
@@ -280,6 +353,42 @@ impl<T: Transport> ProviderState<T> {
             tokens: self.tokens,
             restarts: self.args.restarts,
         }
+    }
+
+    /// The interval's per-model deltas (histograms V2+deflate) and the provider's gauges; the
+    /// accumulators start over.
+    fn take_delta(&mut self) -> (Vec<PairDelta>, ProviderReport) {
+        let encode = |h: &hdrhistogram::Histogram<u64>| {
+            let mut out = Vec::new();
+            if !h.is_empty() {
+                let _ = hdrhistogram::serialization::Serializer::serialize(
+                    &mut hdrhistogram::serialization::V2DeflateSerializer::new(),
+                    h,
+                    &mut out,
+                );
+            }
+            out
+        };
+        let pairs = self
+            .deltas
+            .drain()
+            .map(|(model, acc)| PairDelta {
+                provider: self.args.config.name.to_string(),
+                model: model.to_string(),
+                counts: acc.counts,
+                retries: acc.retries,
+                tokens: acc.tokens,
+                ttft_hist: encode(&acc.ttft),
+                total_hist: encode(&acc.total),
+            })
+            .collect();
+        let report = ProviderReport {
+            provider: self.args.config.name.to_string(),
+            in_flight: self.args.gate.in_flight(),
+            breaker: self.breaker.phase(),
+            demand_per_min: self.demand.iter().sum(),
+        };
+        (pairs, report)
     }
 
     fn publish(&self) {

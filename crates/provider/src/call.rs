@@ -69,6 +69,8 @@ pub struct CallRequest<'a> {
     pub default_max_tokens: u64,
     /// Prompt tokens assumed when a stream is cut before the upstream reported usage.
     pub prompt_estimate_tokens: u64,
+    /// Whether this attempt is a retry (counted against the cluster-wide retry budget).
+    pub retry: bool,
 }
 
 /// A successful start of a call.

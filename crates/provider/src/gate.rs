@@ -60,10 +60,17 @@ pub struct Gate {
     rpm_tokens: AtomicI64,
     /// Tokens that may be spent now; refilled by the actor. Unused when `tpm == 0`.
     tpm_tokens: AtomicI64,
-    /// Requests per minute (0 = unlimited).
+    /// Requests per minute configured for the provider (0 = unlimited).
     rpm: u64,
-    /// Tokens per minute (0 = unlimited).
+    /// Tokens per minute configured for the provider (0 = unlimited).
     tpm: u64,
+    /// This node's share of `rpm`, set by the stats exchange from the nodes' demand; equal to
+    /// `rpm` until a share arrives. Refills and the bucket size follow it.
+    rpm_share: AtomicU64,
+    /// This node's share of `tpm`.
+    tpm_share: AtomicU64,
+    /// Admission attempts since the actor last looked (this node's demand).
+    wanted: AtomicU64,
 }
 
 fn phase_to_u8(p: BreakerPhase) -> u8 {
@@ -122,6 +129,9 @@ impl Gate {
             tpm_tokens: AtomicI64::new(i64::try_from(tpm).unwrap_or(i64::MAX)),
             rpm,
             tpm,
+            rpm_share: AtomicU64::new(rpm),
+            tpm_share: AtomicU64::new(tpm),
+            wanted: AtomicU64::new(0),
         }
     }
 
@@ -134,6 +144,7 @@ impl Gate {
     /// Checks, cheapest and most decisive first: breaker, pause, concurrency, then rate tokens.
     /// Any token taken before a later check fails is given back.
     pub fn try_admit(self: &Arc<Self>, now: Instant, est_tokens: u64) -> Result<Permit, Refusal> {
+        self.wanted.fetch_add(1, Ordering::Relaxed);
         let mut probe = false;
         match self.phase() {
             BreakerPhase::Closed => {}
@@ -242,9 +253,20 @@ impl Gate {
         self.paused_until_ms.fetch_max(until, Ordering::AcqRel);
     }
 
-    /// Adds one second's worth of rate tokens, capped at one minute's worth (the bucket size).
+    /// Adds one second's worth of rate tokens at this node's share, capped at one minute's
+    /// worth of the share (the bucket size).
     pub(crate) fn refill_one_second(&self) {
-        for (bucket, per_min) in [(&self.rpm_tokens, self.rpm), (&self.tpm_tokens, self.tpm)] {
+        let rpm = if self.rpm == 0 {
+            0
+        } else {
+            self.rpm_share.load(Ordering::Acquire).max(1)
+        };
+        let tpm = if self.tpm == 0 {
+            0
+        } else {
+            self.tpm_share.load(Ordering::Acquire).max(1)
+        };
+        for (bucket, per_min) in [(&self.rpm_tokens, rpm), (&self.tpm_tokens, tpm)] {
             if per_min == 0 {
                 continue;
             }
@@ -256,6 +278,43 @@ impl Gate {
         }
     }
 
+    /// Sets this node's share of the provider's limits (capped at the configured limits); the
+    /// buckets shrink at once if the new share is smaller than what they hold.
+    pub(crate) fn set_share(&self, rpm: u64, tpm: u64) {
+        let rpm = rpm.min(self.rpm);
+        let tpm = tpm.min(self.tpm);
+        self.rpm_share.store(rpm, Ordering::Release);
+        self.tpm_share.store(tpm, Ordering::Release);
+        for (bucket, cap, limited) in [
+            (&self.rpm_tokens, rpm, self.rpm > 0),
+            (&self.tpm_tokens, tpm, self.tpm > 0),
+        ] {
+            if limited {
+                let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+                let _ =
+                    bucket.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| Some(v.min(cap)));
+            }
+        }
+    }
+
+    /// Admission attempts since the last call (the actor's demand sample).
+    pub(crate) fn take_wanted(&self) -> u64 {
+        self.wanted.swap(0, Ordering::AcqRel)
+    }
+
+    /// The configured RPM and TPM (0 = unlimited).
+    pub fn limits(&self) -> (u64, u64) {
+        (self.rpm, self.tpm)
+    }
+
+    /// This node's current share of RPM and TPM.
+    pub fn share(&self) -> (u64, u64) {
+        (
+            self.rpm_share.load(Ordering::Acquire),
+            self.tpm_share.load(Ordering::Acquire),
+        )
+    }
+
     /// Corrects the TPM bucket once a request's real token count is known.
     pub(crate) fn settle_tokens(&self, reserved: u64, actual: u64) {
         if self.tpm == 0 {
@@ -263,7 +322,7 @@ impl Gate {
         }
         let diff =
             i64::try_from(reserved).unwrap_or(i64::MAX) - i64::try_from(actual).unwrap_or(i64::MAX);
-        let cap = i64::try_from(self.tpm).unwrap_or(i64::MAX);
+        let cap = i64::try_from(self.tpm_share.load(Ordering::Acquire)).unwrap_or(i64::MAX);
         let _ = self
             .tpm_tokens
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {

@@ -79,6 +79,26 @@ impl<T: Transport> ProviderHandle<T> {
         ractor::call_t!(actor, ProviderMsg::GetSnapshot, 1_000).ok()
     }
 
+    /// The stats exchange's interval delta (per model) and gauges; `None` while the actor is
+    /// restarting. Never on the request path.
+    pub async fn take_delta(
+        &self,
+    ) -> Option<(
+        Vec<switchyard_core::stats::PairDelta>,
+        switchyard_core::stats::ProviderReport,
+    )> {
+        let actor = self.actor.read().ok().and_then(|g| g.clone())?;
+        ractor::call_t!(actor, ProviderMsg::TakeDelta, 1_000).ok()
+    }
+
+    /// Sets this node's share of the provider's RPM and TPM.
+    pub fn set_share(&self, rpm: u64, tpm: u64) {
+        let actor = self.actor.read().ok().and_then(|g| g.clone());
+        if let Some(a) = actor {
+            let _ = a.cast(ProviderMsg::SetShare { rpm, tpm });
+        }
+    }
+
     /// The actor currently serving this provider (tests use it to crash one on purpose).
     pub fn actor(&self) -> Option<ActorRef<ProviderMsg>> {
         self.actor.read().ok().and_then(|g| g.clone())
@@ -97,9 +117,13 @@ impl<T: Transport> ProviderHandle<T> {
     ) -> Result<CallOk, CallError> {
         let cfg = &self.config;
         let started = self.clock.now();
+        let model: Arc<str> = Arc::from(req.upstream_model);
+        let retry = req.retry;
         let deadline = started + cfg.total_timeout;
         let fail = |e: CallError, permit: &Permit, ttft: Option<Duration>| {
             self.report(Outcome {
+                model: Arc::clone(&model),
+                retry,
                 class: e.class,
                 ttft,
                 total: self.clock.now().saturating_duration_since(started),
@@ -176,11 +200,14 @@ impl<T: Transport> ProviderHandle<T> {
         let created = self.clock.unix_s();
         if req.stream {
             let me_actor = Arc::clone(&self.actor);
+            let stream_model = Arc::clone(&model);
             let (reserved, probe) = (permit.reserved_tokens, permit.probe);
             let hook = Box::new(move |end: StreamEnd| {
                 let actor = me_actor.read().ok().and_then(|g| g.clone());
                 if let Some(a) = actor {
                     let _ = a.cast(ProviderMsg::Outcome(Outcome {
+                        model: Arc::clone(&stream_model),
+                        retry,
                         class: end.class,
                         ttft: end.ttft,
                         total: end.total,
@@ -224,6 +251,8 @@ impl<T: Transport> ProviderHandle<T> {
             completion_tokens: 0,
         });
         self.report(Outcome {
+            model,
+            retry,
             class: OutcomeClass::Ok,
             ttft: Some(ttft),
             total: self.clock.now().saturating_duration_since(started),

@@ -1,10 +1,16 @@
 //! Routes: a public model name (alias) maps to ordered, weighted (provider, upstream model)
 //! targets, a default strategy, and fallback models tried when every target of the route fails.
+//! A route may also have a tier (so `model: "auto"` can choose it) and default constraints;
+//! those are set after [`RouteTable::build`] by whoever holds the route's replicated spec
+//! ([`RouteTable::set_tier`], [`RouteTable::set_constraints`]), so the raw section keeps its
+//! shape.
 
 use std::collections::HashMap;
 
 use switchyard_core::ProviderName;
 
+use crate::classify::Tier;
+use crate::constraint::Constraints;
 use crate::strategy::Strategy;
 
 /// The raw `[[routes]]` section.
@@ -13,7 +19,8 @@ use crate::strategy::Strategy;
 pub struct RouteConfigToml {
     /// Public model name clients ask for.
     pub model: String,
-    /// `priority` (default), `weighted`, `least-busy` or `lowest-latency`.
+    /// `priority` (default), `weighted`, `least-busy`, `latency` (or `lowest-latency`), `cost`
+    /// or `balanced`.
     pub strategy: Option<String>,
     /// Targets in priority order.
     pub targets: Vec<TargetToml>,
@@ -55,6 +62,10 @@ pub struct Route {
     pub targets: Vec<Target>,
     /// Fallback public models.
     pub fallbacks: Vec<String>,
+    /// The tier this route serves for `model: "auto"`; `None` keeps it out of `auto`.
+    pub tier: Option<Tier>,
+    /// Default constraints; a request overrides them field by field.
+    pub constraints: Constraints,
 }
 
 /// All routes by public model name.
@@ -87,7 +98,10 @@ impl RouteTable {
             let strategy = match r.strategy.as_deref() {
                 None => Strategy::default(),
                 Some(s) => Strategy::parse(s).unwrap_or_else(|| {
-                    errors.push(format!("{path}.strategy: unknown strategy {s:?} (expected priority, weighted, least-busy or lowest-latency)"));
+                    errors.push(format!(
+                        "{path}.strategy: unknown strategy {s:?} (expected {})",
+                        Strategy::NAMES
+                    ));
                     Strategy::default()
                 }),
             };
@@ -121,6 +135,8 @@ impl RouteTable {
                     strategy,
                     targets,
                     fallbacks: r.fallbacks.clone(),
+                    tier: None,
+                    constraints: Constraints::default(),
                 },
             );
         }
@@ -137,6 +153,21 @@ impl RouteTable {
     /// The route for a public model name.
     pub fn get(&self, model: &str) -> Option<&Route> {
         self.routes.get(model)
+    }
+
+    /// Sets the tier `model`'s route serves for `model: "auto"` (`None`: not part of `auto`).
+    /// Returns false when there is no such route.
+    pub fn set_tier(&mut self, model: &str, tier: Option<Tier>) -> bool {
+        self.routes.get_mut(model).map(|r| r.tier = tier).is_some()
+    }
+
+    /// Sets the default constraints of `model`'s route. Returns false when there is no such
+    /// route.
+    pub fn set_constraints(&mut self, model: &str, constraints: Constraints) -> bool {
+        self.routes
+            .get_mut(model)
+            .map(|r| r.constraints = constraints)
+            .is_some()
     }
 
     /// Every route in configuration order.

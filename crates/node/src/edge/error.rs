@@ -30,6 +30,8 @@ pub enum EdgeError {
     UnknownModel(String),
     /// The model exists but cannot serve this endpoint.
     Unsupported(String),
+    /// No target meets the request's constraints (strict residency, price or latency cap).
+    NoAllowedTarget(String),
     /// The body exceeds the limit.
     BodyTooLarge(usize),
     /// The upstream rejected the request itself (4xx); retrying cannot help.
@@ -120,6 +122,12 @@ impl EdgeError {
                 Some("model_not_allowed"),
                 false,
             ),
+            EdgeError::NoAllowedTarget(_) => c(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                Some("no_allowed_target"),
+                false,
+            ),
             EdgeError::UnknownModel(_) => c(
                 StatusCode::NOT_FOUND,
                 "invalid_request_error",
@@ -185,6 +193,7 @@ impl EdgeError {
             EdgeError::InvalidKey(_) => "invalid_key",
             EdgeError::ModelNotAllowed(_) => "model_not_allowed",
             EdgeError::UnknownModel(_) => "unknown_model",
+            EdgeError::NoAllowedTarget(_) => "no_allowed_target",
             EdgeError::Unsupported(_) => "unsupported",
             EdgeError::BodyTooLarge(_) => "body_too_large",
             EdgeError::UpstreamRejected { .. } => "upstream_rejected",
@@ -212,6 +221,7 @@ impl EdgeError {
             }
             EdgeError::InvalidKey(why) => format!("invalid API key ({why})"),
             EdgeError::ModelNotAllowed(m) => format!("this key is not allowed to use model {m:?}"),
+            EdgeError::NoAllowedTarget(why) => why.clone(),
             EdgeError::UnknownModel(m) => format!("the model {m:?} does not exist"),
             EdgeError::Unsupported(m) => format!("the model {m:?} cannot serve this endpoint"),
             EdgeError::BodyTooLarge(limit) => {

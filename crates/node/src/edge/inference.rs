@@ -22,7 +22,9 @@ use http_body_util::{BodyExt, Limited};
 use serde_json::{Map, Value};
 use switchyard_core::OutcomeClass;
 use switchyard_provider::{CallOk, Endpoint, StreamEnd};
-use switchyard_router::{PlanError, Strategy, TargetView, plan};
+use switchyard_router::{
+    Constraints, PlanOptions, RoutingError, Strategy, TargetState, TargetView, plan_with,
+};
 
 use switchyard_control::{Scope, SpendEntry};
 
@@ -139,29 +141,46 @@ async fn serve(
     // The routing set this request uses from start to end, even if it is swapped meanwhile.
     let routing = app.routing();
     let now = app.clock.now();
+    let options = PlanOptions {
+        strategy,
+        constraints: constraint_hints(headers, hints.as_ref())?,
+        policy: Constraints::default(),
+    };
+    // The cluster-wide view (every node's reports merged), read as one snapshot.
+    let cluster = app.stats.snapshot();
     let view = |t: &switchyard_router::Target| match routing.providers.get(&t.provider) {
         Some(p) => {
             let snap = p.snapshot();
-            TargetView {
+            let local = TargetView {
                 available: p.gate.looks_available(now),
                 supports: p.supports(endpoint),
                 in_flight: p.gate.in_flight(),
                 latency_p50_us: snap.total_us.p50,
                 latency_samples: snap.window_requests,
-            }
+            };
+            let price = routing
+                .accounting
+                .get(&t.provider, &t.upstream_model)
+                .and_then(|a| a.price);
+            cluster
+                .summary
+                .target_state(t, local, price, &p.config.region)
         }
-        None => TargetView::default(),
+        None => TargetState::default(),
     };
-    let candidates = plan(
+    let candidates = plan_with(
         &routing.routes,
         &facts.model,
-        strategy,
+        &options,
         &view,
         &mut rand::rng(),
     )
     .map_err(|e| match e {
-        PlanError::UnknownModel(m) => EdgeError::UnknownModel(m),
-        PlanError::Unsupported(m) => EdgeError::Unsupported(m),
+        RoutingError::UnknownModel(m) => EdgeError::UnknownModel(m),
+        RoutingError::Unsupported(m) => EdgeError::Unsupported(m),
+        other @ RoutingError::NoAllowedTarget { .. } => {
+            EdgeError::NoAllowedTarget(other.to_string())
+        }
     })?;
     let body_len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
     let prompt_estimate_tokens = body_len.div_ceil(BYTES_PER_TOKEN_ESTIMATE);
@@ -433,6 +452,46 @@ fn facts(endpoint: Endpoint, map: &Map<String, Value>) -> Result<Facts, EdgeErro
     })
 }
 
+/// Routing constraints from `x-switchyard-*` headers (max price, max p95, regions, residency)
+/// or the same names (with `_` or `-`) under the body's `switchyard` field.
+fn constraint_hints(headers: &HeaderMap, hints: Option<&Value>) -> Result<Constraints, EdgeError> {
+    let mut c = Constraints::default();
+    for (name, value) in headers {
+        if name.as_str().starts_with("x-switchyard-")
+            && let Ok(v) = value.to_str()
+        {
+            c.apply_hint(name.as_str(), v)
+                .map_err(|e| EdgeError::Invalid(e.to_string()))?;
+        }
+    }
+    if let Some(Value::Object(m)) = hints {
+        for (k, v) in m {
+            if k == "strategy" || k == "tags" {
+                continue;
+            }
+            let value = match v {
+                Value::String(s) => s.clone(),
+                Value::Array(items) => items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => other.to_string(),
+            };
+            let header = format!("x-switchyard-{}", k.replace('_', "-"));
+            let known = c
+                .apply_hint(&header, &value)
+                .map_err(|e| EdgeError::Invalid(e.to_string()))?;
+            if !known {
+                return Err(EdgeError::Invalid(format!(
+                    "switchyard.{k}: unknown routing hint"
+                )));
+            }
+        }
+    }
+    Ok(c)
+}
+
 /// The strategy asked for in `x-switchyard-strategy` or the body's `switchyard.strategy`.
 fn strategy_hint(
     headers: &HeaderMap,
@@ -452,6 +511,6 @@ fn strategy_hint(
         None => Ok(None),
         Some(s) => Strategy::parse(&s)
             .map(Some)
-            .ok_or_else(|| EdgeError::Invalid(format!("unknown routing strategy {s:?} (expected priority, weighted, least-busy or lowest-latency)"))),
+            .ok_or_else(|| EdgeError::Invalid(format!("unknown routing strategy {s:?} (expected priority, weighted, least-busy, latency, cost or balanced)"))),
     }
 }
