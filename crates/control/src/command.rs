@@ -215,6 +215,9 @@ pub struct RouteSpec {
     pub targets: Vec<(String, String, u32)>,
     /// Fallback public models.
     pub fallbacks: Vec<String>,
+    /// Tier for `model: "auto"` (`small`, `medium`, `large`).
+    #[serde(default)]
+    pub tier: Option<String>,
 }
 
 /// A change to the replicated state.

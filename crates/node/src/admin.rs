@@ -590,6 +590,14 @@ impl AdminService for AdminApi {
         Ok(tonic::Response::new(routing::provider_info(&current)))
     }
 
+    async fn stats(
+        &self,
+        req: Request<pb::StatsRequest>,
+    ) -> Result<tonic::Response<pb::StatsReply>, Status> {
+        self.authorize(&req, Role::Viewer)?;
+        Ok(tonic::Response::new(crate::stats::admin_reply(&self.app)))
+    }
+
     async fn list_routes(
         &self,
         req: Request<pb::ListRoutesRequest>,

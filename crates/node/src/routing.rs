@@ -117,6 +117,7 @@ pub fn route_spec_from_toml(r: &RouteConfigToml) -> RouteSpec {
             })
             .collect(),
         fallbacks: r.fallbacks.clone(),
+        tier: r.tier.clone(),
     }
 }
 
@@ -178,6 +179,7 @@ fn route_toml(r: &RouteSpec) -> RouteConfigToml {
             })
             .collect(),
         fallbacks: r.fallbacks.clone(),
+        tier: r.tier.clone(),
     }
 }
 

@@ -321,3 +321,80 @@ pub fn from_pb(r: pb::StatsReport) -> Result<StatsReport, String> {
         providers,
     })
 }
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+/// The `ctl stats` reply: the cluster-wide view per provider and model, with this node's
+/// configured limits and prices.
+pub fn admin_reply(app: &App) -> pb::StatsReply {
+    let snap = app.stats.snapshot();
+    let routing = app.routing();
+    let mut providers = Vec::new();
+    for handle in routing.providers.iter() {
+        let name = handle.name().as_str();
+        let summary = snap
+            .summary
+            .providers
+            .get(name)
+            .cloned()
+            .unwrap_or_default();
+        let w = &summary.stats;
+        let worst = w.breakers.iter().map(|(_, b)| *b).max_by_key(|b| match b {
+            BreakerPhase::Closed => 0,
+            BreakerPhase::HalfOpen => 1,
+            BreakerPhase::Open => 2,
+        });
+        let models = snap
+            .summary
+            .pairs
+            .iter()
+            .filter(|((p, _), _)| p == name)
+            .map(|((_, model), pair)| {
+                let price = routing
+                    .accounting
+                    .get(handle.name(), model)
+                    .and_then(|a| a.price)
+                    .unwrap_or_default();
+                pb::ModelStats {
+                    model: model.clone(),
+                    requests: pair.stats.requests,
+                    errors: pair.stats.requests
+                        - pair.stats.counts.get(switchyard_core::OutcomeClass::Ok),
+                    p50_ms: ms(pair.stats.total.p50_us),
+                    p95_ms: ms(pair.stats.total.p95_us),
+                    ttft_p50_ms: ms(pair.stats.ttft.p50_us),
+                    input_micros_per_mtok: price.input_micros_per_mtok,
+                    output_micros_per_mtok: price.output_micros_per_mtok,
+                }
+            })
+            .collect();
+        providers.push(pb::ProviderStats {
+            name: name.to_owned(),
+            requests: w.requests,
+            errors: w.requests - w.counts.get(switchyard_core::OutcomeClass::Ok),
+            error_pct: f64::from(w.error_rate_pct),
+            p50_ms: ms(w.total.p50_us),
+            p95_ms: ms(w.total.p95_us),
+            p99_ms: ms(w.total.p99_us),
+            in_flight: w.in_flight,
+            breaker: worst.unwrap_or(handle.gate.phase()).as_str().to_owned(),
+            breakers: w
+                .breakers
+                .iter()
+                .map(|(n, b)| (*n, b.as_str().to_owned()))
+                .collect(),
+            health: w.health.as_str().to_owned(),
+            rpm_used: summary.demand_per_min,
+            rpm_limit: handle.gate.limits().0,
+            retries: w.retries,
+            models,
+        });
+    }
+    pb::StatsReply {
+        node: app.stats.node_id,
+        at_ms: app.clock.unix_ms(),
+        providers,
+    }
+}

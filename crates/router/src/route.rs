@@ -26,6 +26,9 @@ pub struct RouteConfigToml {
     pub targets: Vec<TargetToml>,
     /// Other public models to try, in order, when every target here fails.
     pub fallbacks: Vec<String>,
+    /// Tier for `model: "auto"` (`small`, `medium`, `large`); untiered routes are never picked
+    /// by `auto`.
+    pub tier: Option<String>,
 }
 
 /// The raw form of one target.
@@ -127,6 +130,18 @@ impl RouteTable {
                     weight: t.weight.unwrap_or(1),
                 });
             }
+            let tier = match r.tier.as_deref() {
+                None => None,
+                Some(t) => match crate::classify::Tier::parse(t) {
+                    Some(t) => Some(t),
+                    None => {
+                        errors.push(format!(
+                            "{path}.tier: unknown tier {t:?} (expected small, medium or large)"
+                        ));
+                        None
+                    }
+                },
+            };
             table.order.push(r.model.clone());
             table.routes.insert(
                 r.model.clone(),
@@ -135,7 +150,7 @@ impl RouteTable {
                     strategy,
                     targets,
                     fallbacks: r.fallbacks.clone(),
-                    tier: None,
+                    tier,
                     constraints: Constraints::default(),
                 },
             );

@@ -74,6 +74,9 @@ enum Noun {
         #[arg(long, default_value_t = 0)]
         days: u32,
     },
+    /// Per provider and model, counted cluster-wide over the last minute: requests, errors,
+    /// latency, in-flight, breaker per node, RPM used and limit, price.
+    Stats,
     /// The audit log of admin writes.
     Audit {
         /// Most recent entries to show.
@@ -164,6 +167,9 @@ enum RoutesVerb {
         /// Fallback public models, comma-separated.
         #[arg(long, value_delimiter = ',')]
         fallbacks: Vec<String>,
+        /// Tier for `model: "auto"`: small, medium or large.
+        #[arg(long, default_value = "")]
+        tier: String,
     },
     /// Removes a route.
     Remove {
@@ -516,6 +522,13 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
             };
             output::spend(client.spend(req).await.map_err(err)?.into_inner())
         }
+        Noun::Stats => output::stats(
+            client
+                .stats(pb::StatsRequest {})
+                .await
+                .map_err(err)?
+                .into_inner(),
+        ),
         Noun::Audit { limit } => output::audit(
             client
                 .audit(pb::AuditRequest { limit })
@@ -561,6 +574,7 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
                 strategy,
                 targets,
                 fallbacks,
+                tier,
             } => {
                 let targets = targets
                     .iter()
@@ -588,6 +602,7 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
                             strategy,
                             targets,
                             fallbacks,
+                            tier,
                         })
                         .await
                         .map_err(err)?

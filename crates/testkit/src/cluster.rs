@@ -86,6 +86,7 @@ struct RouteSpec {
     strategy: String,
     targets: Vec<(String, String)>,
     fallbacks: Vec<String>,
+    tier: Option<String>,
 }
 
 /// Builds a [`TestCluster`].
@@ -161,6 +162,7 @@ impl Builder {
                 .map(|(p, m)| ((*p).to_owned(), (*m).to_owned()))
                 .collect(),
             fallbacks: fallbacks.iter().map(|f| (*f).to_owned()).collect(),
+            tier: None,
         });
         self
     }
@@ -173,6 +175,15 @@ impl Builder {
             secret.into(),
             models.iter().map(|m| (*m).to_owned()).collect(),
         ));
+        self
+    }
+
+    /// Gives the last added route a tier for `model: "auto"`.
+    #[must_use]
+    pub fn tier(mut self, tier: &str) -> Self {
+        if let Some(r) = self.routes.last_mut() {
+            r.tier = Some(tier.to_owned());
+        }
         self
     }
 
@@ -330,6 +341,9 @@ impl Builder {
                 ts.join(", "),
                 fb.join(", ")
             );
+            if let Some(tier) = &r.tier {
+                let _ = writeln!(t, "tier = \"{tier}\"\n");
+            }
         }
         t
     }

@@ -55,6 +55,7 @@ pub fn route_info(r: &RouteSpec) -> pb::RouteInfo {
             })
             .collect(),
         fallbacks: r.fallbacks.clone(),
+        tier: r.tier.clone().unwrap_or_default(),
     }
 }
 
@@ -140,6 +141,12 @@ pub fn route_spec(r: pb::RouteInfo) -> Result<RouteSpec, Status> {
             "a route needs at least one target",
         ));
     }
+    if !r.tier.is_empty() && switchyard_router::Tier::parse(&r.tier).is_none() {
+        return Err(Status::invalid_argument(format!(
+            "unknown tier {:?} (expected small, medium or large)",
+            r.tier
+        )));
+    }
     if !r.strategy.is_empty() && switchyard_router::Strategy::parse(&r.strategy).is_none() {
         return Err(Status::invalid_argument(format!(
             "unknown strategy {:?}",
@@ -163,5 +170,6 @@ pub fn route_spec(r: pb::RouteInfo) -> Result<RouteSpec, Status> {
         strategy: (!r.strategy.is_empty()).then_some(r.strategy),
         targets,
         fallbacks: r.fallbacks,
+        tier: (!r.tier.is_empty()).then_some(r.tier),
     })
 }

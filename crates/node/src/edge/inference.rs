@@ -23,7 +23,8 @@ use serde_json::{Map, Value};
 use switchyard_core::OutcomeClass;
 use switchyard_provider::{CallOk, Endpoint, StreamEnd};
 use switchyard_router::{
-    Constraints, PlanOptions, RoutingError, Strategy, TargetState, TargetView, plan_with,
+    Constraints, PlanOptions, RequestFacts, RoutingError, Strategy, TargetState, TargetView,
+    plan_auto, plan_with,
 };
 
 use switchyard_control::{Scope, SpendEntry};
@@ -48,6 +49,8 @@ const FORBIDDEN_FIELDS: [&str; 8] = [
     "custom_llm_provider",
     "api_version",
 ];
+/// The public model name that asks the gateway to choose (see `switchyard_router::classify`).
+const AUTO_MODEL: &str = "auto";
 /// The extra body field carrying routing hints; removed before forwarding.
 const HINT_FIELD: &str = "switchyard";
 /// Rough bytes per token for estimates (tokenizers average about 4 bytes of English per token;
@@ -134,7 +137,7 @@ async fn serve(
             limits.max_n
         )));
     }
-    if !crate::keys::allows(&key, &facts.model) {
+    if facts.model != AUTO_MODEL && !crate::keys::allows(&key, &facts.model) {
         return Err(EdgeError::ModelNotAllowed(facts.model));
     }
     let strategy = strategy_hint(headers, hints.as_ref())?;
@@ -168,14 +171,30 @@ async fn serve(
         }
         None => TargetState::default(),
     };
-    let candidates = plan_with(
-        &routing.routes,
-        &facts.model,
-        &options,
-        &view,
-        &mut rand::rng(),
-    )
-    .map_err(|e| match e {
+    let planned = if facts.model == AUTO_MODEL {
+        // `auto`: classify the request into a tier and take the cheapest route that fits.
+        let request = RequestFacts::from_prompt(
+            &prompt_text(&map),
+            map.get("tools").is_some_and(|t| !t.is_null()),
+            facts.max_tokens,
+        );
+        plan_auto(&routing.routes, &request, &options, &view, &mut rand::rng()).and_then(|auto| {
+            if crate::keys::allows(&key, &auto.model) {
+                Ok(auto.candidates)
+            } else {
+                Err(RoutingError::UnknownModel(auto.model))
+            }
+        })
+    } else {
+        plan_with(
+            &routing.routes,
+            &facts.model,
+            &options,
+            &view,
+            &mut rand::rng(),
+        )
+    };
+    let candidates = planned.map_err(|e| match e {
         RoutingError::UnknownModel(m) => EdgeError::UnknownModel(m),
         RoutingError::Unsupported(m) => EdgeError::Unsupported(m),
         other @ RoutingError::NoAllowedTarget { .. } => {
@@ -450,6 +469,43 @@ fn facts(endpoint: Endpoint, map: &Map<String, Value>) -> Result<Facts, EdgeErro
             }
         }
     })
+}
+
+/// The request's prompt text (system and message contents, text parts only), for `auto`.
+fn prompt_text(map: &Map<String, Value>) -> String {
+    fn push(out: &mut String, v: &Value) {
+        match v {
+            Value::String(s) => {
+                out.push_str(s);
+                out.push('\n');
+            }
+            Value::Array(parts) => {
+                for p in parts {
+                    if let Some(t) = p.get("text") {
+                        push(out, t);
+                    } else if p.is_string() {
+                        push(out, p);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = String::new();
+    if let Some(system) = map.get("system") {
+        push(&mut out, system);
+    }
+    for m in map
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(c) = m.get("content") {
+            push(&mut out, c);
+        }
+    }
+    out
 }
 
 /// Routing constraints from `x-switchyard-*` headers (max price, max p95, regions, residency)

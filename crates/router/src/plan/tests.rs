@@ -16,12 +16,14 @@ fn table() -> RouteTable {
             strategy: None,
             targets: vec![t("a", "s-a"), t("b", "s-b")],
             fallbacks: vec!["big".into()],
+            tier: None,
         },
         RouteConfigToml {
             model: "big".into(),
             strategy: None,
             targets: vec![t("c", "b-c"), t("a", "s-a")],
             fallbacks: vec!["small".into()],
+            tier: None,
         },
     ];
     let mut errors = vec![];
@@ -100,6 +102,7 @@ fn route_validation_names_every_problem() {
             weight: Some(0),
         }],
         fallbacks: vec!["missing".into()],
+        tier: None,
     }];
     let mut errors = vec![];
     RouteTable::build(raw, &|p| p != "ghost", &mut errors);
@@ -128,6 +131,7 @@ fn regional_table() -> RouteTable {
         strategy: None,
         targets: vec![t("dear-eu"), t("cheap-us"), t("mid-eu")],
         fallbacks: vec![],
+        tier: None,
     }];
     let mut errors = vec![];
     let table = RouteTable::build(raw, &|_| true, &mut errors);
@@ -361,6 +365,7 @@ fn tiered_table() -> RouteTable {
         strategy: None,
         targets: vec![t(p, model)],
         fallbacks: vec![],
+        tier: None,
     };
     let raw = vec![
         route("mini", "a"),
@@ -477,8 +482,8 @@ mod properties {
             let providers = ["p0", "p1", "p2", "p3", "p4"];
             let t = |p: &str| TargetToml { provider: p.into(), model: None, weight: Some(2) };
             let raw = vec![
-                RouteConfigToml { model: "x".into(), strategy: None, targets: vec![t("p0"), t("p1"), t("p2")], fallbacks: vec!["y".into()] },
-                RouteConfigToml { model: "y".into(), strategy: Some("balanced".into()), targets: vec![t("p3"), t("p4"), t("p0")], fallbacks: vec!["x".into()] },
+                RouteConfigToml { model: "x".into(), strategy: None, targets: vec![t("p0"), t("p1"), t("p2")], fallbacks: vec!["y".into()], tier: None },
+                RouteConfigToml { model: "y".into(), strategy: Some("balanced".into()), targets: vec![t("p3"), t("p4"), t("p0")], fallbacks: vec!["x".into()], tier: None },
             ];
             let table = RouteTable::build(raw, &|_| true, &mut vec![]);
             let view = |tg: &Target| {

@@ -234,3 +234,73 @@ pub fn routes(rs: Vec<pb::RouteInfo>) -> Out {
         table: table.trim_end().to_owned(),
     }
 }
+
+/// `stats`.
+pub fn stats(r: pb::StatsReply) -> Out {
+    let mut table = format!(
+        "{:<14} {:>8} {:>7} {:>9} {:>9} {:>9} {:<10} {:<9} {:>13}\n",
+        "PROVIDER",
+        "REQS",
+        "ERR %",
+        "P50 ms",
+        "P95 ms",
+        "IN-FLT",
+        "BREAKER",
+        "HEALTH",
+        "RPM USED/LIM"
+    );
+    for p in &r.providers {
+        table.push_str(&format!(
+            "{:<14} {:>8} {:>7.1} {:>9.1} {:>9.1} {:>9} {:<10} {:<9} {:>13}\n",
+            p.name,
+            p.requests,
+            p.error_pct,
+            p.p50_ms,
+            p.p95_ms,
+            p.in_flight,
+            p.breaker,
+            p.health,
+            format!(
+                "{}/{}",
+                p.rpm_used,
+                if p.rpm_limit == 0 {
+                    "-".to_owned()
+                } else {
+                    p.rpm_limit.to_string()
+                }
+            )
+        ));
+        for m in &p.models {
+            table.push_str(&format!(
+                "  {:<24} {:>8} {:>7} {:>9.1} {:>9.1}  price {}/{} per Mtok\n",
+                m.model,
+                m.requests,
+                m.errors,
+                m.p50_ms,
+                m.p95_ms,
+                usd(m.input_micros_per_mtok),
+                usd(m.output_micros_per_mtok)
+            ));
+        }
+    }
+    let providers: Vec<Value> = r
+        .providers
+        .iter()
+        .map(|p| {
+            json!({
+                "name": p.name, "requests": p.requests, "errors": p.errors, "error_pct": p.error_pct,
+                "p50_ms": p.p50_ms, "p95_ms": p.p95_ms, "p99_ms": p.p99_ms, "in_flight": p.in_flight,
+                "breaker": p.breaker, "breakers": p.breakers, "health": p.health,
+                "rpm_used": p.rpm_used, "rpm_limit": p.rpm_limit, "retries": p.retries,
+                "models": p.models.iter().map(|m| json!({
+                    "model": m.model, "requests": m.requests, "errors": m.errors, "p50_ms": m.p50_ms, "p95_ms": m.p95_ms,
+                    "ttft_p50_ms": m.ttft_p50_ms, "input_micros_per_mtok": m.input_micros_per_mtok, "output_micros_per_mtok": m.output_micros_per_mtok,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Out {
+        json: json!({"node": r.node, "at_ms": r.at_ms, "providers": providers}),
+        table: table.trim_end().to_owned(),
+    }
+}
