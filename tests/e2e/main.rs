@@ -20,6 +20,7 @@ mod sdk;
 mod streaming;
 mod tls;
 mod tools;
+mod view;
 
 use std::time::Duration;
 

@@ -1,0 +1,271 @@
+//! The cluster-wide view: every node routes as if it saw the whole cluster's traffic. Reports
+//! travel between nodes about once a second over gRPC.
+
+use std::time::Duration;
+
+use serde_json::json;
+use switchyard_proto::pb;
+use switchyard_testkit::cluster::TEST_KEY;
+use switchyard_testkit::{MockSpec, TestCluster, eventually, post_json};
+
+use crate::bounded;
+
+fn body(model: &str) -> serde_json::Value {
+    json!({"model": model, "max_tokens": 4, "messages": [{"role": "user", "content": "hello"}]})
+}
+
+async fn chat_with(
+    c: &TestCluster,
+    node: usize,
+    headers: &[(&str, &str)],
+    model: &str,
+) -> anyhow::Result<switchyard_testkit::Reply> {
+    let auth = format!("Bearer {TEST_KEY}");
+    let mut h = vec![("authorization", auth.as_str())];
+    h.extend_from_slice(headers);
+    post_json(
+        &format!("{}/v1/chat/completions", c.url(node)),
+        &h,
+        &body(model),
+    )
+    .await
+}
+
+/// Requests sent only to node 1 appear in `ctl stats` on node 3 within 2 s.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_on_node_1_appear_in_stats_on_node_3_within_2s() -> anyhow::Result<()> {
+    bounded(async {
+        let c = TestCluster::builder()
+            .nodes(3)
+            .mock(MockSpec::openai(
+                "mock-a",
+                &["gpt-4o-mini"],
+                150_000,
+                600_000,
+            ))
+            .route("gpt-4o-mini", "priority", &[("mock-a", "gpt-4o-mini")], &[])
+            .start()
+            .await?;
+        for _ in 0..10 {
+            assert_eq!(chat_with(&c, 0, &[], "gpt-4o-mini").await?.status, 200);
+        }
+        let sent = std::time::Instant::now();
+        let stats = eventually(
+            Duration::from_secs(2),
+            "node 3 sees node 1's requests",
+            || async {
+                let s = c
+                    .admin(2)
+                    .await
+                    .ok()?
+                    .stats(pb::StatsRequest {})
+                    .await
+                    .ok()?
+                    .into_inner();
+                let p = s.providers.into_iter().find(|p| p.name == "mock-a")?;
+                (p.requests >= 10).then_some(p)
+            },
+        )
+        .await?;
+        assert_eq!(stats.errors, 0);
+        assert!(stats.p50_ms > 0.0);
+        assert_eq!(stats.models[0].model, "gpt-4o-mini");
+        println!(
+            "node 3 saw node 1's 10 requests {:?} after they were sent",
+            sent.elapsed()
+        );
+        c.shutdown().await;
+        Ok(())
+    })
+    .await
+}
+
+/// mock-a gets +500 ms of latency, seen only through node 1's traffic: within 5 s every node,
+/// including one that sent mock-a nothing, prefers mock-b for latency-routed requests.
+#[tokio::test(flavor = "multi_thread")]
+async fn latency_spike_seen_by_one_node_moves_every_nodes_latency_routing_within_5s()
+-> anyhow::Result<()> {
+    bounded(async {
+        let c = TestCluster::builder()
+            .nodes(3)
+            .mock(MockSpec::openai("mock-a", &["m"], 1, 1))
+            .mock(MockSpec::openai("mock-b", &["m"], 1, 1).timing(20, 0))
+            .route("m", "latency", &[("mock-a", "m"), ("mock-b", "m")], &[])
+            .start()
+            .await?;
+        // Both providers measured on node 1; mock-a is the faster one.
+        for _ in 0..5 {
+            chat_with(&c, 0, &[("x-switchyard-strategy", "priority")], "m").await?;
+        }
+        for _ in 0..5 {
+            let r = chat_with(&c, 0, &[], "m").await?;
+            assert_eq!(r.status, 200);
+        }
+        eventually(Duration::from_secs(5), "node 3 prefers mock-a while it is fast", || async {
+            (chat_with(&c, 2, &[], "m").await.ok()?.header("x-switchyard-provider").as_deref() == Some("mock-a")).then_some(())
+        })
+        .await?;
+        let before = c.mock_requests("mock-a").await?;
+        c.fault("mock-a", &json!({"latency_ms": 500})).await?;
+        let spiked = std::time::Instant::now();
+        // Only node 1 keeps sending to mock-a (priority forces it there).
+        let driver = {
+            let url = format!("{}/v1/chat/completions", c.url(0));
+            tokio::spawn(async move {
+                for _ in 0..12 {
+                    let _ = post_json(&url, &[("authorization", &format!("Bearer {TEST_KEY}")), ("x-switchyard-strategy", "priority")], &body("m")).await;
+                }
+            })
+        };
+        let moved = eventually(Duration::from_secs(5), "node 3 and node 2 prefer mock-b", || async {
+            let p3 = chat_with(&c, 2, &[], "m").await.ok()?.header("x-switchyard-provider");
+            let p2 = chat_with(&c, 1, &[], "m").await.ok()?.header("x-switchyard-provider");
+            (p3.as_deref() == Some("mock-b") && p2.as_deref() == Some("mock-b")).then_some(spiked.elapsed())
+        })
+        .await?;
+        driver.abort();
+        println!("every node moved off the slow provider {moved:?} after the spike ({} slow requests seen by mock-a)", c.mock_requests("mock-a").await? - before);
+        c.shutdown().await;
+        Ok(())
+    })
+    .await
+}
+
+/// mock-a fails for node 1's traffic: node 2 avoids it before seeing a failure of its own (its
+/// first request goes straight to mock-b, and mock-a receives nothing from node 2).
+#[tokio::test(flavor = "multi_thread")]
+async fn provider_failing_for_one_node_is_avoided_by_another_before_it_fails_there()
+-> anyhow::Result<()> {
+    bounded(async {
+        let c = TestCluster::builder()
+            .nodes(3)
+            .mock(MockSpec::openai("mock-a", &["m"], 1, 1).extra("failure_threshold = 1000"))
+            .mock(MockSpec::openai("mock-b", &["m"], 1, 1))
+            .route("m", "priority", &[("mock-a", "m"), ("mock-b", "m")], &[])
+            .start()
+            .await?;
+        c.fault("mock-a", &json!({"status": 503})).await?;
+        for _ in 0..8 {
+            let r = chat_with(&c, 0, &[], "m").await?;
+            assert_eq!(r.status, 200, "{}", r.text());
+        }
+        eventually(
+            Duration::from_secs(3),
+            "node 2 judges mock-a failing",
+            || async {
+                let s = c
+                    .admin(1)
+                    .await
+                    .ok()?
+                    .stats(pb::StatsRequest {})
+                    .await
+                    .ok()?
+                    .into_inner();
+                (s.providers.iter().find(|p| p.name == "mock-a")?.health == "failing").then_some(())
+            },
+        )
+        .await?;
+        let before = c.mock_requests("mock-a").await?;
+        let r = chat_with(&c, 1, &[], "m").await?;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-switchyard-provider").as_deref(), Some("mock-b"));
+        assert_eq!(
+            r.header("x-switchyard-attempts").as_deref(),
+            Some("1"),
+            "node 2 tried the failing provider first"
+        );
+        assert_eq!(c.mock_requests("mock-a").await?, before);
+        c.shutdown().await;
+        Ok(())
+    })
+    .await
+}
+
+/// Cost routing picks the cheapest healthy target; strict residency never leaves the allowed
+/// region, even when slower and pricier, and answers a clear error when no allowed target is up.
+#[tokio::test(flavor = "multi_thread")]
+async fn cost_routing_and_strict_residency() -> anyhow::Result<()> {
+    bounded(async {
+        let c = TestCluster::builder()
+            .nodes(1)
+            .mock(
+                MockSpec::openai("us-pricey", &["m"], 3_000_000, 15_000_000)
+                    .extra("region = \"us\""),
+            )
+            .mock(MockSpec::openai("us-cheap", &["m"], 150_000, 600_000).extra("region = \"us\""))
+            .mock(
+                MockSpec::openai("eu-slow", &["m"], 2_500_000, 10_000_000)
+                    .extra("region = \"eu\"")
+                    .timing(30, 0),
+            )
+            .route(
+                "m",
+                "cost",
+                &[("us-pricey", "m"), ("eu-slow", "m"), ("us-cheap", "m")],
+                &[],
+            )
+            .start()
+            .await?;
+        let r = chat_with(&c, 0, &[], "m").await?;
+        assert_eq!(
+            r.header("x-switchyard-provider").as_deref(),
+            Some("us-cheap"),
+            "cost picks the cheapest"
+        );
+        c.fault("us-cheap", &json!({"refuse": true})).await?;
+        let r = chat_with(&c, 0, &[], "m").await?;
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.header("x-switchyard-provider").as_deref(),
+            Some("eu-slow"),
+            "next cheapest healthy"
+        );
+        c.clear_faults("us-cheap").await?;
+
+        let strict = [
+            ("x-switchyard-regions", "eu"),
+            ("x-switchyard-residency", "strict"),
+        ];
+        for _ in 0..5 {
+            let r = chat_with(&c, 0, &strict, "m").await?;
+            assert_eq!(
+                r.header("x-switchyard-provider").as_deref(),
+                Some("eu-slow")
+            );
+        }
+        let us_before = c.mock_requests("us-cheap").await? + c.mock_requests("us-pricey").await?;
+        c.fault("eu-slow", &json!({"refuse": true})).await?;
+        let r = chat_with(&c, 0, &strict, "m").await?;
+        assert!(
+            r.status == 502 || r.status == 503,
+            "{} {}",
+            r.status,
+            r.text()
+        );
+        assert!(
+            r.json()["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+        assert_eq!(
+            c.mock_requests("us-cheap").await? + c.mock_requests("us-pricey").await?,
+            us_before,
+            "strict residency left the region"
+        );
+        let none = chat_with(
+            &c,
+            0,
+            &[
+                ("x-switchyard-regions", "mars"),
+                ("x-switchyard-residency", "strict"),
+            ],
+            "m",
+        )
+        .await?;
+        assert_eq!(none.status, 400, "{}", none.text());
+        assert_eq!(none.json()["error"]["code"], "no_allowed_target");
+        c.shutdown().await;
+        Ok(())
+    })
+    .await
+}
