@@ -1,11 +1,17 @@
 //! The three processes under test: the mock provider, the floor proxy and the node, each on a
 //! free loopback port, each with its stderr in a log file, each killed when the benchmark ends
 //! (explicitly, and on drop as a backstop).
+//!
+//! The node is a single-node cluster (it bootstraps itself) with its Raft data under the run's
+//! directory and its gRPC (Raft and admin) on a free loopback port, seeded with the plain bench
+//! key and an admin token. For the budgets-on cells a second key with a budget is created with
+//! `switchyard ctl keys create --budget-usd`, as an operator would.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use http::{Method, StatusCode};
@@ -36,6 +42,32 @@ pub struct Fleet {
     pub floor: Process,
     /// The Switchyard node.
     pub node: Process,
+    /// The node's gRPC address (Raft and admin).
+    pub node_grpc: SocketAddr,
+    /// The admin token seeded at the node's bootstrap.
+    admin_token: String,
+    /// The `switchyard` binary, for `ctl`.
+    switchyard: PathBuf,
+}
+
+/// A key with a budget, created through the admin API.
+#[derive(Clone, Debug)]
+pub struct BudgetKey {
+    /// Key id (`key_…`).
+    pub id: String,
+    /// The secret, sent as the bearer key.
+    pub secret: Arc<str>,
+}
+
+/// What a budget held after the run, from `ctl budgets show`.
+#[derive(Clone, Copy, Debug)]
+pub struct BudgetState {
+    /// Settled spend.
+    pub spent_micros: u64,
+    /// Held by outstanding allowances.
+    pub reserved_micros: u64,
+    /// Allowances outstanding.
+    pub outstanding_allowances: u64,
 }
 
 /// What a process wrote to stderr over the run.
@@ -59,6 +91,14 @@ const READY_POLL: Duration = Duration::from_millis(50);
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Log lines quoted in the report.
 const LOG_HEAD_LINES: usize = 5;
+/// Environment variable the node reads its bootstrap admin token from.
+const ADMIN_TOKEN_ENV: &str = "SWITCHYARD_BENCH_ADMIN_TOKEN";
+/// Name of the key with a budget.
+const BUDGET_KEY_NAME: &str = "bench-budget";
+/// Its budget: far more than a run spends, so no request is refused for budget.
+pub const BUDGET_USD: &str = "1000";
+/// Bound on one `switchyard ctl` call.
+const CTL_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl Fleet {
     /// Starts the mock, then the floor and the node, and waits until each answers a chat
@@ -95,11 +135,20 @@ impl Fleet {
         let mut floor = Process::spawn("floor", floor_cmd, dir, floor_addr, true)?;
 
         let node_addr = free_addr()?;
+        let node_grpc = free_addr()?;
         let config = dir.join("node.toml");
-        std::fs::write(&config, node_config(node_addr, mock_addr))
-            .with_context(|| format!("cannot write {}", config.display()))?;
+        std::fs::write(
+            &config,
+            node_config(node_addr, node_grpc, mock_addr, &dir.join("node-data")),
+        )
+        .with_context(|| format!("cannot write {}", config.display()))?;
+        let admin_token = admin_token();
         let mut node_cmd = Command::new(switchyard);
-        node_cmd.arg("serve").arg("--config").arg(&config);
+        node_cmd
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .env(ADMIN_TOKEN_ENV, &admin_token);
         let mut node = Process::spawn("node", node_cmd, dir, node_addr, false)?;
 
         floor
@@ -107,7 +156,107 @@ impl Fleet {
             .await?;
         node.wait_ready(Method::GET, "/readyz", None).await?;
         node.wait_ready(Method::POST, CHAT_PATH, Some(BODY)).await?;
-        Ok(Self { mock, floor, node })
+        Ok(Self {
+            mock,
+            floor,
+            node,
+            node_grpc,
+            admin_token,
+            switchyard: switchyard.to_owned(),
+        })
+    }
+
+    /// Creates the key with a budget (`switchyard ctl keys create --budget-usd`) and waits until
+    /// the node serves it. Retried until the admin token seeded at bootstrap is applied.
+    ///
+    /// # Errors
+    /// `ctl` kept failing, printed something other than the key, or the node never served it.
+    pub async fn create_budget_key(&mut self) -> anyhow::Result<BudgetKey> {
+        let args = [
+            "keys",
+            "create",
+            "--name",
+            BUDGET_KEY_NAME,
+            "--budget-usd",
+            BUDGET_USD,
+        ];
+        let created = self.ctl_until_ok(&args).await?;
+        let field = |name: &str| {
+            created
+                .get(name)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+                .with_context(|| format!("`switchyard ctl keys create` printed no {name:?}"))
+        };
+        let key = BudgetKey {
+            id: field("id")?,
+            secret: Arc::from(field("key")?),
+        };
+        self.node
+            .wait_ready_with(&key.secret, Method::POST, CHAT_PATH, Some(BODY))
+            .await?;
+        Ok(key)
+    }
+
+    /// The budget of `key` as the node's replicated state holds it (`ctl budgets show`).
+    ///
+    /// # Errors
+    /// `ctl` failed or printed something unexpected.
+    pub async fn budget_state(&mut self, key: &BudgetKey) -> anyhow::Result<BudgetState> {
+        let shown = self
+            .ctl_until_ok(&["budgets", "show", "--key", &key.id])
+            .await?;
+        let number = |name: &str| {
+            shown
+                .get(name)
+                .and_then(serde_json::Value::as_u64)
+                .with_context(|| format!("`switchyard ctl budgets show` printed no {name:?}"))
+        };
+        Ok(BudgetState {
+            spent_micros: number("spent_micros")?,
+            reserved_micros: number("reserved_micros")?,
+            outstanding_allowances: number("outstanding_allowances")?,
+        })
+    }
+
+    /// Runs `switchyard ctl --json ARGS` against the node until it succeeds (bounded by
+    /// [`READY_TIMEOUT`]) and returns its JSON output.
+    async fn ctl_until_ok(&mut self, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            self.node.check_alive()?;
+            let mut cmd = Command::new(&self.switchyard);
+            cmd.arg("ctl")
+                .arg("--endpoint")
+                .arg(format!("http://{}", self.node_grpc))
+                .arg("--json")
+                .args(args)
+                // The token through the environment, so it is not in the process list.
+                .env("SWITCHYARD_TOKEN", &self.admin_token)
+                .env_remove("SWITCHYARD_ENDPOINT")
+                .stdin(Stdio::null())
+                .kill_on_drop(true);
+            let output = tokio::time::timeout(CTL_TIMEOUT, cmd.output())
+                .await
+                .context("`switchyard ctl` did not finish in time")?
+                .context("cannot run `switchyard ctl`")?;
+            let why = if output.status.success() {
+                match serde_json::from_slice(&output.stdout) {
+                    Ok(v) => return Ok(v),
+                    Err(e) => format!("its output is not JSON: {e}"),
+                }
+            } else {
+                format!(
+                    "{}: {}",
+                    output.status,
+                    String::from_utf8_lossy(&output.stderr).trim()
+                )
+            };
+            if Instant::now() >= deadline {
+                bail!("`switchyard ctl {}` failed: {why}", args.join(" "));
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
     }
 
     /// Fails if any process has exited.
@@ -178,9 +327,21 @@ impl Process {
         procfs::memory(self.pid)
     }
 
-    /// Polls until `method path` answers 200, bounded by [`READY_TIMEOUT`].
+    /// Polls until `method path` answers 200 to the plain bench key, bounded by
+    /// [`READY_TIMEOUT`].
     async fn wait_ready(
         &mut self,
+        method: Method,
+        path: &str,
+        body: Option<&'static str>,
+    ) -> anyhow::Result<()> {
+        self.wait_ready_with(KEY, method, path, body).await
+    }
+
+    /// Polls until `method path` answers 200 to `key`, bounded by [`READY_TIMEOUT`].
+    async fn wait_ready_with(
+        &mut self,
+        key: &str,
         method: Method,
         path: &str,
         body: Option<&'static str>,
@@ -189,7 +350,7 @@ impl Process {
         let mut last = String::from("no answer yet");
         while Instant::now() < deadline {
             self.check_alive()?;
-            match load::once(self.addr, method.clone(), path, body).await {
+            match load::once(self.addr, key, method.clone(), path, body).await {
                 Ok((StatusCode::OK, _)) => return Ok(()),
                 Ok((status, body)) => {
                     last = format!("HTTP {status}: {}", String::from_utf8_lossy(&body));
@@ -249,12 +410,29 @@ fn free_addr() -> anyhow::Result<SocketAddr> {
     Ok(listener.local_addr()?)
 }
 
-/// One key, one internal provider (the mock), one route.
-fn node_config(node: SocketAddr, mock: SocketAddr) -> String {
+/// A fresh admin token (at least 16 characters, as the node requires). Loopback only and
+/// gone with the run, so uniqueness matters, not unpredictability.
+fn admin_token() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("sy-admin-bench-{}-{nanos:x}", std::process::id())
+}
+
+/// One key, one internal provider (the mock), one route; a single-node control plane (it
+/// bootstraps itself, `members` being empty) with its data in `data_dir` and an admin token
+/// read from [`ADMIN_TOKEN_ENV`].
+fn node_config(node: SocketAddr, grpc: SocketAddr, mock: SocketAddr, data_dir: &Path) -> String {
+    let data_dir = data_dir.display();
     format!(
         r#"[node]
 id = 1
 listen_http = "{node}"
+
+[control]
+data_dir = "{data_dir}"
+listen_grpc = "{grpc}"
+admin_token_env = "{ADMIN_TOKEN_ENV}"
 
 [[keys]]
 name = "bench"

@@ -5,6 +5,7 @@
 //! under saturation are understated alike for every target.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -17,7 +18,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::task::JoinSet;
 
-/// The virtual key the node is configured with and the floor's map holds.
+/// The virtual key the node is configured with (no budget) and the floor's map holds.
 pub const KEY: &str = "sk-sy-bench-0123456789abcdef";
 /// The request every connection sends.
 pub const BODY: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a concise assistant."},{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32,"temperature":0}"#;
@@ -80,11 +81,16 @@ pub struct Tally {
     last_answer: Option<Instant>,
 }
 
-/// Starts `conns` workers against `addr`.
-pub fn start(addr: SocketAddr, conns: usize, plan: &Plan) -> JoinSet<anyhow::Result<Tally>> {
+/// Starts `conns` workers against `addr`, each sending `key` as its bearer key.
+pub fn start(
+    addr: SocketAddr,
+    key: &Arc<str>,
+    conns: usize,
+    plan: &Plan,
+) -> JoinSet<anyhow::Result<Tally>> {
     let mut set = JoinSet::new();
     for _ in 0..conns {
-        set.spawn(worker(addr, *plan));
+        set.spawn(worker(addr, Arc::clone(key), *plan));
     }
     set
 }
@@ -126,18 +132,20 @@ pub async fn finish(
     })
 }
 
-/// Sends one request on a fresh connection and returns the answer's status and body.
+/// Sends one request with bearer `key` on a fresh connection and returns the answer's status
+/// and body.
 ///
 /// # Errors
 /// Connect, transport or timeout.
 pub async fn once(
     addr: SocketAddr,
+    key: &str,
     method: Method,
     path: &str,
     body: Option<&'static str>,
 ) -> anyhow::Result<(StatusCode, Bytes)> {
     let mut sender = connect(addr).await?;
-    let request = request(addr, method, path, body)?;
+    let request = request(addr, key, method, path, body)?;
     tokio::time::timeout(REQUEST_TIMEOUT, exchange(&mut sender, request))
         .await
         .context("timed out")?
@@ -147,7 +155,7 @@ fn new_histogram() -> anyhow::Result<Histogram<u64>> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).context("cannot create a histogram")
 }
 
-async fn worker(addr: SocketAddr, plan: Plan) -> anyhow::Result<Tally> {
+async fn worker(addr: SocketAddr, key: Arc<str>, plan: Plan) -> anyhow::Result<Tally> {
     let mut tally = Tally {
         latency_us: new_histogram()?,
         ok: 0,
@@ -180,7 +188,7 @@ async fn worker(addr: SocketAddr, plan: Plan) -> anyhow::Result<Tally> {
             conn = None;
             continue;
         }
-        let request = request(addr, Method::POST, CHAT_PATH, Some(BODY))?;
+        let request = request(addr, &key, Method::POST, CHAT_PATH, Some(BODY))?;
         let sent = Instant::now();
         let outcome = tokio::time::timeout(REQUEST_TIMEOUT, exchange(sender, request)).await;
         let answered = Instant::now();
@@ -239,6 +247,7 @@ async fn connect(addr: SocketAddr) -> anyhow::Result<SendRequest<Full<Bytes>>> {
 
 fn request(
     addr: SocketAddr,
+    key: &str,
     method: Method,
     path: &str,
     body: Option<&'static str>,
@@ -247,7 +256,7 @@ fn request(
         .method(method)
         .uri(path)
         .header(HOST, addr.to_string())
-        .header(AUTHORIZATION, format!("Bearer {KEY}"));
+        .header(AUTHORIZATION, format!("Bearer {key}"));
     let request = match body {
         Some(b) => builder
             .header(CONTENT_TYPE, "application/json")

@@ -11,16 +11,24 @@
 //!   re-serialises and forwards;
 //! - **node**: client to `switchyard serve` with one key, one provider and one route.
 //!
+//! With budgets on (the default), each connection count also measures the node a second time
+//! with a key that has a budget (**node+budget**), so budgets off and on are compared in the
+//! same run.
+//!
 //! The mock, the floor and the node each run in their own process, so their CPU time and RSS
 //! read from `/proc` are their own. Absolute figures drift between runs on a shared machine;
-//! the node-to-floor ratios from the same run are the figures to compare.
+//! the node-to-floor and budgets-on-to-off ratios from the same run are the figures to compare.
+//!
+//! `switchyard-bench settle` measures something else: how many spend entries per second a
+//! 3-voter Raft cluster of the control plane commits, by batch size, in this process.
 //!
 //! # Layout
 //! - `floor`: the floor proxy (the `floor` subcommand).
 //! - `fleet`: starting, probing and stopping the mock, floor and node processes.
 //! - `load`: the closed-loop load generator and one-shot probes.
 //! - `procfs`: CPU time and memory of a process from `/proc`.
-//! - `report`: the measurements, the table, the JSON and the node-to-floor ratios.
+//! - `report`: the measurements, the table, the JSON and the ratios.
+//! - `settle`: the settlement throughput benchmark (the `settle` subcommand).
 
 #![expect(
     clippy::disallowed_methods,
@@ -33,15 +41,17 @@ mod floor;
 mod load;
 mod procfs;
 mod report;
+mod settle;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
-use crate::fleet::{Fleet, Process};
+use crate::fleet::{BudgetKey, Fleet, Process};
 use crate::report::{Report, Row, Sample, Target};
 
 /// Measures what a Switchyard node adds over a direct call and over a minimal floor proxy.
@@ -63,6 +73,8 @@ enum Command {
     /// Run the floor proxy (started by the benchmark itself; exits when its stdin closes).
     #[command(hide = true)]
     Floor(floor::FloorArgs),
+    /// Settlement throughput of a 3-voter control-plane cluster in this process, by batch size.
+    Settle(settle::SettleArgs),
 }
 
 /// Arguments of a benchmark run.
@@ -80,6 +92,10 @@ struct RunArgs {
     /// Connection counts, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,32")]
     conns: Vec<usize>,
+    /// Also measure the node with a key that has a budget (budgets on), next to the plain key
+    /// (budgets off); `--budgets false` skips it.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    budgets: bool,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
@@ -107,6 +123,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Some(Command::Floor(args)) => floor::run(args).await,
+            Some(Command::Settle(args)) => settle::run(args).await,
             None => run(cli.run).await,
         }
     });
@@ -156,14 +173,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let mut fleet = Fleet::start(&switchyard, &exe, &work_dir).await?;
     let outcome = tokio::select! {
-        r = measure(&args, &mut fleet, clock.ticks_per_s) => r,
+        r = measure_all(&args, &mut fleet, clock.ticks_per_s) => r,
         r = tokio::signal::ctrl_c() => match r {
             Ok(()) => Err(anyhow::anyhow!("interrupted")),
             Err(e) => Err(anyhow::anyhow!("cannot listen for Ctrl-C: {e}")),
         },
     };
     let logs = fleet.stop().await;
-    let rows = outcome?;
+    let (rows, budget) = outcome?;
 
     let report = Report::new(
         rows,
@@ -176,6 +193,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             switchyard: switchyard.display().to_string(),
             debug_build: switchyard.components().any(|c| c.as_os_str() == "debug"),
             logs,
+            budget,
         },
     );
     if args.json {
@@ -190,22 +208,56 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// With budgets on, creates the budgeted key first; then measures every cell, and reads the
+/// budget back at the end.
+async fn measure_all(
+    args: &RunArgs,
+    fleet: &mut Fleet,
+    clk_tck: u64,
+) -> anyhow::Result<(Vec<Row>, Option<fleet::BudgetState>)> {
+    let budget_key = if args.budgets {
+        Some(fleet.create_budget_key().await?)
+    } else {
+        None
+    };
+    let rows = measure(args, fleet, budget_key.as_ref(), clk_tck).await?;
+    let budget = match &budget_key {
+        Some(key) => Some(fleet.budget_state(key).await?),
+        None => None,
+    };
+    Ok((rows, budget))
+}
+
 /// Every cell in order: all targets at the first connection count, then at the next.
-async fn measure(args: &RunArgs, fleet: &mut Fleet, clk_tck: u64) -> anyhow::Result<Vec<Row>> {
+async fn measure(
+    args: &RunArgs,
+    fleet: &mut Fleet,
+    budget_key: Option<&BudgetKey>,
+    clk_tck: u64,
+) -> anyhow::Result<Vec<Row>> {
     let warmup = Duration::from_secs(args.warmup_s);
     let duration = Duration::from_secs(args.duration_s);
+    let plain_key: Arc<str> = Arc::from(load::KEY);
+    let targets: &[Target] = match budget_key {
+        Some(_) => &Target::ALL_WITH_BUDGETS,
+        None => &Target::ALL,
+    };
     let mut rows = Vec::new();
     for &conns in &args.conns {
-        for target in Target::ALL {
+        for &target in targets {
             let proxy = match target {
                 Target::Direct => None,
                 Target::Floor => Some(&fleet.floor),
-                Target::Node => Some(&fleet.node),
+                Target::Node | Target::NodeBudget => Some(&fleet.node),
+            };
+            let key = match (target, budget_key) {
+                (Target::NodeBudget, Some(b)) => &b.secret,
+                _ => &plain_key,
             };
             let addr = proxy.map_or(fleet.mock.addr, |p| p.addr);
             let rss_before = proxy.map(Process::memory).transpose()?;
             let plan = load::Plan::starting_now(warmup, duration);
-            let workers = load::start(addr, conns, &plan);
+            let workers = load::start(addr, key, conns, &plan);
             tokio::time::sleep_until(plan.warmup_end.into()).await;
             let mock_before = procfs::cpu_ticks(fleet.mock.pid)?;
             let proxy_before = proxy.map(|p| procfs::cpu_ticks(p.pid)).transpose()?;

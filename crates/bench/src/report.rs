@@ -1,13 +1,13 @@
 //! The measurements of one run, as a table or one JSON object: per (target, connections) the
 //! throughput, latency, latency added over the direct path, CPU per request and RSS; then the
-//! node-to-floor ratios from the same run and the targets they are held to (reported, never
-//! failed on).
+//! node-to-floor ratios from the same run, the budgets-on-to-off ratios of the node, and the
+//! targets they are held to (reported, never failed on).
 
 use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::fleet::LogSummary;
+use crate::fleet::{BudgetState, LogSummary};
 use crate::load::LoadResult;
 
 /// A path to the mock.
@@ -17,8 +17,11 @@ pub enum Target {
     Direct,
     /// Client to floor proxy to mock.
     Floor,
-    /// Client to node to mock.
+    /// Client to node to mock, with the plain key (no budget): budgets off.
     Node,
+    /// The same with a key that has a budget: admission debits a node-local allowance and the
+    /// actual cost is settled through Raft in batches. Budgets on.
+    NodeBudget,
 }
 
 /// What one cell measured, before it is summarised.
@@ -81,6 +84,8 @@ pub struct Context {
     pub debug_build: bool,
     /// What the processes logged.
     pub logs: Vec<LogSummary>,
+    /// The budget key's budget after the run, when budgets were measured.
+    pub budget: Option<BudgetState>,
 }
 
 /// One target the node is held to, as a ratio to the floor or an absolute bound.
@@ -115,6 +120,14 @@ const RATIO_COLUMNS: [(&str, &str, Column); 5] = [
     ("RSS peak", "rss_peak", |r| r.rss_peak_mib),
 ];
 
+/// The columns shown as budgets on ÷ off (node with and without a budgeted key).
+const BUDGET_COLUMNS: [(&str, &str, Column); 4] = [
+    ("req/s", "req_per_s", |r| Some(r.req_per_s)),
+    ("p50", "p50", |r| Some(r.p50_us as f64)),
+    ("p99", "p99", |r| Some(r.p99_us as f64)),
+    ("CPU per request", "cpu_per_req", |r| r.cpu_us_per_req),
+];
+
 /// Node CPU per request may be at most this multiple of the floor's.
 const MAX_CPU_RATIO: f64 = 1.5;
 /// Node added p50 at the lowest connection count may be at most this multiple of the floor's.
@@ -127,14 +140,18 @@ const MAX_RSS_IDLE_MIB: f64 = 50.0;
 const MAX_RSS_PEAK_MIB: f64 = 150.0;
 
 impl Target {
-    /// In the order each connection count measures them.
+    /// In the order each connection count measures them (without budgets).
     pub const ALL: [Self; 3] = [Self::Direct, Self::Floor, Self::Node];
+    /// The same, then the node again with budgets on.
+    pub const ALL_WITH_BUDGETS: [Self; 4] =
+        [Self::Direct, Self::Floor, Self::Node, Self::NodeBudget];
 
     fn name(self) -> &'static str {
         match self {
             Self::Direct => "direct",
             Self::Floor => "floor",
             Self::Node => "node",
+            Self::NodeBudget => "node+budget",
         }
     }
 }
@@ -211,9 +228,19 @@ impl Report {
     /// node ÷ floor of one column at one connection count; None when either is missing or
     /// the floor's is not positive.
     fn ratio(&self, conns: usize, column: Column) -> Option<f64> {
-        let node = column(self.row(Target::Node, conns)?)?;
-        let floor = column(self.row(Target::Floor, conns)?)?;
-        (floor > 0.0).then(|| node / floor)
+        self.ratio_of(Target::Node, Target::Floor, conns, column)
+    }
+
+    /// `a` ÷ `b` of one column at one connection count; None when either is missing or `b`'s
+    /// is not positive.
+    fn ratio_of(&self, a: Target, b: Target, conns: usize, column: Column) -> Option<f64> {
+        let a = column(self.row(a, conns)?)?;
+        let b = column(self.row(b, conns)?)?;
+        (b > 0.0).then(|| a / b)
+    }
+
+    fn has_budget_rows(&self) -> bool {
+        self.rows.iter().any(|r| r.target == Target::NodeBudget)
     }
 
     fn checks(&self) -> Vec<Check> {
@@ -226,7 +253,7 @@ impl Report {
         let node_peak = self
             .rows
             .iter()
-            .filter(|r| r.target == Target::Node)
+            .filter(|r| matches!(r.target, Target::Node | Target::NodeBudget))
             .filter_map(|r| r.rss_peak_mib)
             .reduce(f64::max);
         vec![
@@ -296,7 +323,7 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "{:<7}{:>6}{:>10}{:>9}{:>9}{:>9}{:>9}{:>10}{:>10}{:>10}{:>10}{:>8}{:>8}",
+            "{:<12}{:>6}{:>10}{:>9}{:>9}{:>9}{:>9}{:>10}{:>10}{:>10}{:>10}{:>8}{:>8}",
             "target",
             "conns",
             "req/s",
@@ -314,7 +341,7 @@ impl Report {
         for r in &self.rows {
             let _ = writeln!(
                 out,
-                "{:<7}{:>6}{:>10.0}{:>9}{:>9}{:>9}{:>9}{:>10}{:>10}{:>10}{:>10}{:>8}{:>8}",
+                "{:<12}{:>6}{:>10.0}{:>9}{:>9}{:>9}{:>9}{:>10}{:>10}{:>10}{:>10}{:>8}{:>8}",
                 r.target.name(),
                 r.conns,
                 r.req_per_s,
@@ -333,8 +360,18 @@ impl Report {
         let _ = writeln!(
             out,
             "  CPU µs/r: CPU time of the floor or node process per request; mock µs/r: the mock's; \
-             RSS0: VmRSS before the cell; RSS^: VmHWM after it.\n"
+             RSS0: VmRSS before the cell; RSS^: VmHWM after it."
         );
+        if self.has_budget_rows() {
+            let _ = writeln!(
+                out,
+                "  node: the plain key, no budget (budgets off); node+budget: the same node, a key \
+                 with a ${} budget (budgets on: allowance debit per request, settlement through \
+                 Raft every 100 ms).",
+                crate::fleet::BUDGET_USD
+            );
+        }
+        let _ = writeln!(out);
 
         let conns = self.conns();
         let _ = write!(out, "{:<22}", "node / floor");
@@ -351,6 +388,34 @@ impl Report {
                 let _ = write!(out, "{cell:>12}");
             }
             let _ = writeln!(out);
+        }
+
+        if self.has_budget_rows() {
+            let _ = write!(out, "\n{:<22}", "budgets on / off");
+            for n in &conns {
+                let _ = write!(out, "{:>12}", conns_label(*n));
+            }
+            let _ = writeln!(out);
+            for (name, _, column) in BUDGET_COLUMNS {
+                let _ = write!(out, "  {name:<20}");
+                for &n in &conns {
+                    let cell = self
+                        .ratio_of(Target::NodeBudget, Target::Node, n, column)
+                        .map_or_else(|| "n/a".to_owned(), |v| format!("{v:.2}x"));
+                    let _ = write!(out, "{cell:>12}");
+                }
+                let _ = writeln!(out);
+            }
+            if let Some(b) = &c.budget {
+                let _ = writeln!(
+                    out,
+                    "  after the run the budget shows ${:.6} spent (settled through Raft), ${:.6} \
+                     reserved in {} outstanding allowance(s)",
+                    b.spent_micros as f64 / 1e6,
+                    b.reserved_micros as f64 / 1e6,
+                    b.outstanding_allowances
+                );
+            }
         }
 
         let _ = writeln!(out, "\ntargets (reported, not enforced)");
@@ -431,6 +496,31 @@ impl Report {
                 Value::Object(ratio)
             })
             .collect();
+        let budget_ratios: Vec<Value> = if self.has_budget_rows() {
+            self.conns()
+                .into_iter()
+                .map(|n| {
+                    let mut ratio = serde_json::Map::new();
+                    ratio.insert("conns".into(), n.into());
+                    for (_, key, column) in BUDGET_COLUMNS {
+                        ratio.insert(
+                            key.into(),
+                            json!(self.ratio_of(Target::NodeBudget, Target::Node, n, column)),
+                        );
+                    }
+                    Value::Object(ratio)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let budget = c.budget.map(|b| {
+            json!({
+                "spent_micros": b.spent_micros,
+                "reserved_micros": b.reserved_micros,
+                "outstanding_allowances": b.outstanding_allowances,
+            })
+        });
         let checks: Vec<Value> = self
             .checks()
             .iter()
@@ -461,6 +551,8 @@ impl Report {
             "note": "absolute figures drift between runs on a shared machine; compare the node/floor ratios",
             "rows": rows,
             "node_over_floor": ratios,
+            "budgets_on_over_off": budget_ratios,
+            "budget_after_run": budget,
             "targets": checks,
             "logs": logs,
         })

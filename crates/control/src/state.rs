@@ -16,8 +16,11 @@ use crate::command::{
 };
 
 /// How long settled request ids are remembered for deduplication: far longer than any retry of
-/// a settlement, short enough to bound the set.
-const DEDUP_WINDOW_MS: u64 = 60 * 60 * 1000;
+/// a settlement (seconds) or an allowance's life (30 s), short enough to bound the set.
+const DEDUP_WINDOW_MS: u64 = 10 * 60 * 1000;
+/// Pruning the dedup set walks all of it, so it runs at most this often (decided from the
+/// log's timestamps, so every replica prunes at the same entry).
+const DEDUP_PRUNE_EVERY_MS: u64 = 60 * 1000;
 /// Audit entries kept (oldest dropped first).
 const MAX_AUDIT_ENTRIES: usize = 10_000;
 /// Minutes of rate windows kept per key.
@@ -119,6 +122,9 @@ pub struct State {
     pub next_lease: u64,
     /// Settled request ids → when settled, for deduplication.
     pub settled: BTreeMap<String, u64>,
+    /// When the dedup set was last pruned (log time).
+    #[serde(default)]
+    pub settled_pruned_ms: u64,
     /// Spend report data.
     pub spend: SpendBook,
     /// Admin tokens by digest.
