@@ -495,12 +495,10 @@ impl State {
     }
 
     fn settle(&mut self, at_ms: u64, entries: &[SpendEntry], release: &[u64]) -> Response {
-        if entries
-            .iter()
-            .any(|e| !self.settled.contains_key(&e.request_id))
-        {
+        if at_ms.saturating_sub(self.settled_pruned_ms) >= DEDUP_PRUNE_EVERY_MS {
             self.settled
                 .retain(|_, t| at_ms.saturating_sub(*t) < DEDUP_WINDOW_MS);
+            self.settled_pruned_ms = at_ms;
         }
         let day = at_ms / DAY_MS;
         let (mut applied, mut duplicates) = (0u32, 0u32);
