@@ -673,3 +673,45 @@ async fn key_rpm_limit_holds_cluster_wide() -> anyhow::Result<()> {
     })
     .await
 }
+
+/// Leadership moves to a chosen follower on request, and the cluster keeps accepting writes.
+#[tokio::test(flavor = "multi_thread")]
+async fn transfer_leader_moves_leadership_to_the_chosen_voter() -> anyhow::Result<()> {
+    bounded(async {
+        let c = three_nodes().start().await?;
+        let f = follower(&c).await?;
+        let target = c.nodes[f].app.config.node_id.0;
+        let status = c
+            .admin((f + 1) % 3)
+            .await?
+            .transfer_leader(pb::TransferLeaderRequest { id: target })
+            .await?
+            .into_inner();
+        assert_eq!(status.leader, target, "{status:?}");
+        for i in 0..3 {
+            eventually(
+                Duration::from_secs(2),
+                "every node follows the new leader",
+                || async { (c.nodes[i].app.control.leader()?.0 == target).then_some(()) },
+            )
+            .await?;
+        }
+        c.admin(0)
+            .await?
+            .create_key(pb::CreateKeyRequest {
+                name: "after-transfer".into(),
+                ..Default::default()
+            })
+            .await?;
+        let wrong = c
+            .admin(0)
+            .await?
+            .transfer_leader(pb::TransferLeaderRequest { id: 99 })
+            .await
+            .unwrap_err();
+        assert_eq!(wrong.code(), Code::InvalidArgument);
+        c.shutdown().await;
+        Ok(())
+    })
+    .await
+}

@@ -239,6 +239,39 @@ impl AdminService for AdminApi {
         Ok(tonic::Response::new(crate::cluster_view::status(&self.app)))
     }
 
+    async fn raft_runtime(
+        &self,
+        req: Request<pb::RaftRuntimeRequest>,
+    ) -> Result<tonic::Response<pb::RaftRuntimeReply>, Status> {
+        self.authorize(&req, Role::Admin)?;
+        let r = req.into_inner();
+        let raft = self.app.control.raft();
+        raft.runtime_config().elect(r.elect);
+        raft.runtime_config().heartbeat(r.heartbeat);
+        if r.campaign {
+            raft.trigger()
+                .elect()
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?;
+        }
+        Ok(tonic::Response::new(pb::RaftRuntimeReply {}))
+    }
+
+    async fn transfer_leader(
+        &self,
+        req: Request<pb::TransferLeaderRequest>,
+    ) -> Result<tonic::Response<pb::ClusterStatusReply>, Status> {
+        self.authorize(&req, Role::Admin)?;
+        let auth = req
+            .metadata()
+            .get("authorization")
+            .cloned()
+            .ok_or_else(|| Status::unauthenticated("missing admin token"))?;
+        let target = req.into_inner().id;
+        crate::transfer::transfer_leader(&self.app, target, auth).await?;
+        Ok(tonic::Response::new(crate::cluster_view::status(&self.app)))
+    }
+
     async fn create_key(
         &self,
         req: Request<pb::CreateKeyRequest>,

@@ -29,6 +29,7 @@ pub mod node;
 pub mod rates;
 pub mod routing;
 pub mod stats;
+pub mod transfer;
 
 pub use config::{Config, ConfigError, ConfigToml};
 pub use node::{App, Node, NodeHandle, StartError};

@@ -241,6 +241,11 @@ enum ClusterVerb {
         /// Node id.
         id: u64,
     },
+    /// Moves leadership to a voter.
+    TransferLeader {
+        /// Node id of the new leader.
+        id: u64,
+    },
 }
 
 #[derive(clap::Subcommand)]
@@ -394,6 +399,13 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
                         grpc,
                         voter: !learner,
                     })
+                    .await
+                    .map_err(err)?
+                    .into_inner(),
+            ),
+            ClusterVerb::TransferLeader { id } => output::cluster(
+                client
+                    .transfer_leader(pb::TransferLeaderRequest { id })
                     .await
                     .map_err(err)?
                     .into_inner(),
