@@ -715,3 +715,82 @@ async fn transfer_leader_moves_leadership_to_the_chosen_voter() -> anyhow::Resul
     })
     .await
 }
+
+/// A team budget caps every key of the team together: once one key spent it, the other is
+/// refused too. Teams are listed with their keys.
+#[tokio::test(flavor = "multi_thread")]
+async fn team_budget_caps_all_keys_of_the_team() -> anyhow::Result<()> {
+    bounded(async {
+        let c = three_nodes().start().await?;
+        let mut admin = c.admin(0).await?;
+        admin
+            .create_team(pb::NameRequest {
+                name: "research".into(),
+            })
+            .await?;
+        admin
+            .set_budget(pb::SetBudgetRequest {
+                team: "research".into(),
+                limit_micros: 300,
+                ..Default::default()
+            })
+            .await?;
+        let a = admin
+            .create_key(pb::CreateKeyRequest {
+                name: "a".into(),
+                team: "research".into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        let b = admin
+            .create_key(pb::CreateKeyRequest {
+                name: "b".into(),
+                team: "research".into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        for n in &c.nodes {
+            eventually(Duration::from_secs(1), "keys replicated", || async {
+                (n.app.control.state().read().ok()?.keys.len() >= 3).then_some(())
+            })
+            .await?;
+        }
+        let mut served = 0;
+        loop {
+            let r = chat_with(&c, served % 3, &a.key).await?;
+            if r.status == 429 {
+                assert_eq!(r.json()["error"]["code"], "insufficient_quota");
+                break;
+            }
+            assert_eq!(r.status, 200, "{}", r.text());
+            served += 1;
+            assert!(served < 100, "the team budget never ran out");
+        }
+        let r = chat_with(&c, 0, &b.key).await?;
+        assert_eq!(
+            r.status,
+            429,
+            "the other key of the team is refused too: {}",
+            r.text()
+        );
+        let billed = c.ledger("mock-a").await?["total_billed_micros"]
+            .as_u64()
+            .unwrap();
+        assert!(billed <= 300, "team overspend: {billed}");
+        let teams = admin
+            .list_teams(pb::ListTeamsRequest {})
+            .await?
+            .into_inner()
+            .teams;
+        let research = teams
+            .iter()
+            .find(|t| t.name == "research")
+            .expect("team listed");
+        assert_eq!((research.keys, research.has_budget), (2, true));
+        c.shutdown().await;
+        Ok(())
+    })
+    .await
+}

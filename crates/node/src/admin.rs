@@ -272,6 +272,31 @@ impl AdminService for AdminApi {
         Ok(tonic::Response::new(crate::cluster_view::status(&self.app)))
     }
 
+    async fn create_team(
+        &self,
+        req: Request<pb::NameRequest>,
+    ) -> Result<tonic::Response<pb::TeamInfo>, Status> {
+        let actor = self.authorize(&req, Role::Operator)?;
+        let name = req.into_inner().name;
+        if name.trim().is_empty() {
+            return Err(Status::invalid_argument("name is required"));
+        }
+        self.write(actor, Op::PutTeam { name: name.clone() })
+            .await?;
+        Ok(tonic::Response::new(self.team_info(&name)))
+    }
+
+    async fn list_teams(
+        &self,
+        req: Request<pb::ListTeamsRequest>,
+    ) -> Result<tonic::Response<pb::ListTeamsReply>, Status> {
+        self.authorize(&req, Role::Viewer)?;
+        let names: Vec<String> = self.state().teams.keys().cloned().collect();
+        Ok(tonic::Response::new(pb::ListTeamsReply {
+            teams: names.iter().map(|n| self.team_info(n)).collect(),
+        }))
+    }
+
     async fn create_key(
         &self,
         req: Request<pb::CreateKeyRequest>,
@@ -671,6 +696,22 @@ impl AdminService for AdminApi {
 }
 
 impl AdminApi {
+    fn team_info(&self, name: &str) -> pb::TeamInfo {
+        let state = self.state();
+        let keys = state
+            .keys
+            .values()
+            .filter(|k| k.team.as_deref() == Some(name))
+            .count();
+        pb::TeamInfo {
+            name: name.to_owned(),
+            keys: u32::try_from(keys).unwrap_or(u32::MAX),
+            has_budget: state
+                .budgets
+                .contains_key(&Scope::Team(name.to_owned()).to_string()),
+        }
+    }
+
     fn show(&self, scope: &Scope) -> Result<tonic::Response<pb::BudgetInfo>, Status> {
         let state = self.state();
         let b = state

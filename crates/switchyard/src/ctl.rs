@@ -54,6 +54,11 @@ enum Noun {
         #[command(subcommand)]
         verb: KeysVerb,
     },
+    /// Teams (budgets apply to a team as a whole).
+    Teams {
+        #[command(subcommand)]
+        verb: TeamsVerb,
+    },
     /// Budgets.
     Budgets {
         #[command(subcommand)]
@@ -304,6 +309,17 @@ enum KeysVerb {
 }
 
 #[derive(clap::Subcommand)]
+enum TeamsVerb {
+    /// Lists teams.
+    List,
+    /// Creates a team.
+    Create {
+        /// Name.
+        name: String,
+    },
+}
+
+#[derive(clap::Subcommand)]
 enum BudgetsVerb {
     /// Sets a budget.
     Set {
@@ -489,6 +505,23 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
                     .map_err(err)?
                     .into_inner(),
             ),
+        },
+        Noun::Teams { verb } => match verb {
+            TeamsVerb::List => output::teams(
+                client
+                    .list_teams(pb::ListTeamsRequest {})
+                    .await
+                    .map_err(err)?
+                    .into_inner()
+                    .teams,
+            ),
+            TeamsVerb::Create { name } => output::teams(vec![
+                client
+                    .create_team(pb::NameRequest { name })
+                    .await
+                    .map_err(err)?
+                    .into_inner(),
+            ]),
         },
         Noun::Budgets { verb } => match verb {
             BudgetsVerb::Set {

@@ -304,3 +304,20 @@ pub fn stats(r: pb::StatsReply) -> Out {
         table: table.trim_end().to_owned(),
     }
 }
+
+/// `teams …`.
+pub fn teams(ts: Vec<pb::TeamInfo>) -> Out {
+    let mut table = format!("{:<24} {:>5} {}\n", "TEAM", "KEYS", "BUDGET");
+    for t in &ts {
+        table.push_str(&format!(
+            "{:<24} {:>5} {}\n",
+            t.name,
+            t.keys,
+            if t.has_budget { "yes" } else { "-" }
+        ));
+    }
+    Out {
+        json: json!({"teams": ts.iter().map(|t| json!({"name": t.name, "keys": t.keys, "has_budget": t.has_budget})).collect::<Vec<_>>()}),
+        table: table.trim_end().to_owned(),
+    }
+}
