@@ -95,29 +95,41 @@ pub fn status(e: ControlError) -> Status {
 
 /// Asks the leader for the cluster status, bounded in time.
 async fn ask_leader(
+    app: &App,
     grpc: &str,
     auth: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
-    tls: Option<tonic::transport::ClientTlsConfig>,
 ) -> Result<pb::ClusterStatusReply, Status> {
     /// A status call to the leader is a local round trip; one second is plenty.
     const ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+    let mut client = admin_client(app, grpc, ASK_TIMEOUT).await?;
+    let mut req = Request::new(pb::ClusterStatusRequest {});
+    req.metadata_mut().insert("authorization", auth);
+    Ok(client.cluster_status(req).await?.into_inner())
+}
+
+/// An admin client to another member (TLS when this node runs it), bounded by `timeout`.
+///
+/// # Errors
+/// `Unavailable` when the member cannot be reached.
+pub async fn admin_client(
+    app: &App,
+    grpc: &str,
+    timeout: std::time::Duration,
+) -> Result<pb::admin_service_client::AdminServiceClient<tonic::transport::Channel>, Status> {
     let mut endpoint = tonic::transport::Endpoint::from_shared(grpc.to_owned())
         .map_err(|e| Status::internal(e.to_string()))?;
-    if let Some(tls) = tls {
+    if let Some(tls) = app.client_tls.clone() {
         endpoint = endpoint
             .tls_config(tls)
             .map_err(|e| Status::internal(e.to_string()))?;
     }
     let channel = endpoint
-        .connect_timeout(ASK_TIMEOUT)
-        .timeout(ASK_TIMEOUT)
+        .connect_timeout(timeout)
+        .timeout(timeout)
         .connect()
         .await
         .map_err(|e| Status::unavailable(e.to_string()))?;
-    let mut client = pb::admin_service_client::AdminServiceClient::new(channel);
-    let mut req = Request::new(pb::ClusterStatusRequest {});
-    req.metadata_mut().insert("authorization", auth);
-    Ok(client.cluster_status(req).await?.into_inner())
+    Ok(pb::admin_service_client::AdminServiceClient::new(channel))
 }
 
 fn rejection(r: Rejection) -> Status {
@@ -201,7 +213,7 @@ impl AdminService for AdminApi {
         if let Some((leader, info)) = self.app.control.leader()
             && leader != self.app.config.node_id.0
             && let Some(auth) = req.metadata().get("authorization").cloned()
-            && let Ok(reply) = ask_leader(&info.grpc, auth, self.app.client_tls.clone()).await
+            && let Ok(reply) = ask_leader(&self.app, &info.grpc, auth).await
         {
             return Ok(tonic::Response::new(reply));
         }

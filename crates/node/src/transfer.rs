@@ -30,20 +30,7 @@ async fn runtime(
     auth: &MetadataValue<Ascii>,
     r: pb::RaftRuntimeRequest,
 ) -> Result<(), Status> {
-    let mut endpoint = tonic::transport::Endpoint::from_shared(grpc.to_owned())
-        .map_err(|e| Status::internal(e.to_string()))?;
-    if let Some(tls) = app.client_tls.clone() {
-        endpoint = endpoint
-            .tls_config(tls)
-            .map_err(|e| Status::internal(e.to_string()))?;
-    }
-    let channel = endpoint
-        .connect_timeout(CALL_TIMEOUT)
-        .timeout(CALL_TIMEOUT)
-        .connect()
-        .await
-        .map_err(|e| Status::unavailable(e.to_string()))?;
-    let mut client = pb::admin_service_client::AdminServiceClient::new(channel);
+    let mut client = crate::admin::admin_client(app, grpc, CALL_TIMEOUT).await?;
     let mut req = tonic::Request::new(r);
     req.metadata_mut().insert("authorization", auth.clone());
     client.raft_runtime(req).await.map(|_| ())
