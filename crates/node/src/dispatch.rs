@@ -7,9 +7,11 @@
 //!    failure (the upstream rejected the request) ends the request at once.
 //! 3. When the candidates run out while attempts remain, go round again after a backoff, since
 //!    a transient failure may have passed; stop when a round admits nothing.
-//! 4. Attempts never exceed `1 + max_retries` (DESIGN invariant 6), and a retry skips providers
-//!    whose cluster-wide retry budget (20% of their requests over the window) is spent. Once a stream has handed
-//!    its first byte to the client, nothing is retried (the stream ends honestly instead).
+//! 4. Attempts never exceed `1 + max_retries` (DESIGN invariant 6), and going back to a provider
+//!    this request already tried is skipped when that provider's cluster-wide retry budget (20%
+//!    of its requests over the window) is spent; failing over to a fresh provider is not.
+//! 5. Once a stream has handed its first token to the client, nothing is retried (the stream
+//!    ends honestly instead).
 
 use std::time::Duration;
 
@@ -70,6 +72,7 @@ pub async fn dispatch(
     let mut shortest_pause: Option<Duration> = None;
     let mut round: u32 = 0;
     let retry_budget = app.stats.snapshot();
+    let mut tried: Vec<ProviderName> = Vec::with_capacity(2);
     'rounds: loop {
         let mut admitted_this_round = false;
         for cand in candidates {
@@ -81,7 +84,9 @@ pub async fn dispatch(
             };
             // A retry goes only to a provider whose cluster-wide retry budget has room, so a
             // failing provider never multiplies the load on it.
-            if attempts > 0
+            // Failing over to a provider this request has not tried is not a retry of that
+            // provider: the budget limits only going back to one that already failed.
+            if tried.contains(&cand.target.provider)
                 && retry_budget
                     .retry_exhausted
                     .contains(cand.target.provider.as_str())
@@ -103,6 +108,9 @@ pub async fn dispatch(
             }
             admitted_this_round = true;
             attempts += 1;
+            if !tried.contains(&cand.target.provider) {
+                tried.push(cand.target.provider.clone());
+            }
             let call = CallRequest {
                 request_id: req.request_id,
                 endpoint: req.endpoint,
