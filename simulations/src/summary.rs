@@ -296,4 +296,3 @@ pub fn ratio(a: u64, b: u64) -> f64 {
 pub fn pct(a: usize, b: usize) -> f64 {
     100.0 * ratio(a as u64, b as u64)
 }
-
