@@ -768,13 +768,19 @@ async fn team_budget_caps_all_keys_of_the_team() -> anyhow::Result<()> {
             served += 1;
             assert!(served < 100, "the team budget never ran out");
         }
-        let r = chat_with(&c, 0, &b.key).await?;
-        assert_eq!(
-            r.status,
-            429,
-            "the other key of the team is refused too: {}",
-            r.text()
-        );
+        // Another node may still hold a slice of the team budget (an allowance it reserved), so
+        // the other key can spend what is left there; it is refused once that is gone.
+        let mut refused = None;
+        for i in 0..30 {
+            let r = chat_with(&c, i % 3, &b.key).await?;
+            if r.status == 429 {
+                refused = Some(r);
+                break;
+            }
+            assert_eq!(r.status, 200, "{}", r.text());
+        }
+        let r = refused.expect("the other key of the team is refused too");
+        assert_eq!(r.json()["error"]["code"], "insufficient_quota");
         let billed = c.ledger("mock-a").await?["total_billed_micros"]
             .as_u64()
             .unwrap();

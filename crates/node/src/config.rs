@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use switchyard_core::{NodeId, PricingCatalog, Secret};
-use switchyard_provider::{ProviderConfig, ProviderConfigToml};
+use switchyard_provider::ProviderConfigToml;
 use switchyard_router::{RetryPolicy, RouteConfigToml, RouteTable};
 
 use crate::keys::{KeyConfigToml, KeyStore};
@@ -160,10 +160,6 @@ pub struct Config {
     pub retry: RetryPolicy,
     /// Keys as configured.
     pub keys: Vec<KeyConfigToml>,
-    /// Providers.
-    pub providers: Vec<ProviderConfig>,
-    /// Routes.
-    pub routes: RouteTable,
     /// Pricing catalog with provider overrides applied per provider at lookup time.
     pub pricing: PricingCatalog,
     /// Control plane settings.
@@ -426,7 +422,9 @@ impl ConfigToml {
         if let Err(e) = switchyard_control::sealing::Keyring::parse(&master_key) {
             errors.push(format!("node master key: {e}"));
         }
-        let mut providers = Vec::new();
+        // Providers and routes are validated here (so a bad file fails at start), but the node
+        // routes on the replicated forms built in `crate::routing`; only the raw sections are
+        // kept, for the first bootstrap's seed.
         let mut names = std::collections::HashSet::new();
         for (i, p) in self.providers.into_iter().enumerate() {
             if !names.insert(p.name.clone()) {
@@ -435,11 +433,9 @@ impl ConfigToml {
                     p.name
                 ));
             }
-            if let Some(v) = p.validate(&format!("providers[{i}]"), env, &mut errors) {
-                providers.push(v);
-            }
+            let _ = p.validate(&format!("providers[{i}]"), env, &mut errors);
         }
-        let routes = RouteTable::build(self.routes, &|p| names.contains(p), &mut errors);
+        let _ = RouteTable::build(self.routes, &|p| names.contains(p), &mut errors);
         KeyStore::check(&self.keys, env, &mut errors);
         let pricing = PricingCatalog::builtin()
             .map_err(|e| ConfigError::Invalid(vec![format!("pricing catalog: {e}")]))?;
@@ -459,8 +455,6 @@ impl ConfigToml {
             limits,
             retry,
             keys: self.keys,
-            providers,
-            routes,
             pricing,
             control,
             providers_toml,
@@ -539,8 +533,8 @@ mod tests {
             _ => None,
         };
         let cfg = cfg.validate(&env).unwrap();
-        assert!(!cfg.providers.is_empty());
-        assert!(cfg.routes.get("gpt-4o-mini").is_some());
+        assert!(!cfg.providers_toml.is_empty());
+        assert!(cfg.routes_toml.iter().any(|r| r.model == "gpt-4o-mini"));
     }
 
     #[test]
