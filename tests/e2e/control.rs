@@ -800,3 +800,110 @@ async fn team_budget_caps_all_keys_of_the_team() -> anyhow::Result<()> {
     })
     .await
 }
+
+/// The Raft and stats services share the admin port, but only members may call them: a caller
+/// without the cluster's peer token (or with a wrong one) cannot propose a command past the
+/// admin roles (here: an admin token of its own), append log entries or push stats, and the
+/// state stays as it was. Members still replicate (a key created afterwards works everywhere).
+#[tokio::test(flavor = "multi_thread")]
+async fn raft_and_stats_services_refuse_callers_without_the_peer_token() -> anyhow::Result<()> {
+    bounded(async {
+        let c = three_nodes().start().await?;
+        let tokens_before = c.nodes[0]
+            .app
+            .control
+            .state()
+            .read()
+            .map_or(0, |s| s.admin_tokens.len());
+        let cmd = switchyard_control::Command {
+            at_ms: 0,
+            actor: Some("intruder".into()),
+            op: switchyard_control::Op::PutAdminToken {
+                name: "intruder".into(),
+                digest_hex: "00".repeat(32),
+                role: switchyard_control::Role::Admin,
+            },
+        };
+        let data = serde_json::to_vec(&cmd)?;
+        for node in 0..3 {
+            let mut raft =
+                pb::raft_service_client::RaftServiceClient::connect(c.grpc_url(node)).await?;
+            // 1. No token.
+            let err = raft
+                .propose(pb::RaftPayload { data: data.clone() })
+                .await
+                .expect_err("propose without a peer token must be refused");
+            assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+            assert!(err.message().contains("peer token"), "{}", err.message());
+            // 2. A wrong token (an admin token is not a peer token either).
+            let mut req = tonic::Request::new(pb::RaftPayload { data: data.clone() });
+            req.metadata_mut().insert(
+                switchyard_core::PeerToken::HEADER,
+                switchyard_testkit::cluster::TEST_ADMIN_TOKEN.parse()?,
+            );
+            let err = raft.propose(req).await.expect_err("wrong peer token");
+            assert_eq!(err.code(), Code::Unauthenticated);
+            // 3. Log entries and votes are refused before their payload is read.
+            let err = raft
+                .append_entries(pb::RaftPayload {
+                    data: b"{}".to_vec(),
+                })
+                .await
+                .expect_err("append without a peer token");
+            assert_eq!(err.code(), Code::Unauthenticated);
+            let err = raft
+                .vote(pb::RaftPayload {
+                    data: b"{}".to_vec(),
+                })
+                .await
+                .expect_err("vote without a peer token");
+            assert_eq!(err.code(), Code::Unauthenticated);
+            // 4. Stats reports steer routing: refused too.
+            let mut stats =
+                pb::stats_service_client::StatsServiceClient::connect(c.grpc_url(node)).await?;
+            let err = stats
+                .push(pb::StatsReport {
+                    node: 2,
+                    ..Default::default()
+                })
+                .await
+                .expect_err("stats push without a peer token");
+            assert_eq!(err.code(), Code::Unauthenticated);
+        }
+        // 5. Nothing changed, and the members still replicate among themselves.
+        for node in &c.nodes {
+            let s = node
+                .app
+                .control
+                .state()
+                .read()
+                .map_err(|_| anyhow::anyhow!("poisoned"))?;
+            assert_eq!(s.admin_tokens.len(), tokens_before);
+            assert!(s.admin_tokens.values().all(|t| t.name != "intruder"));
+        }
+        let created = c
+            .admin(1)
+            .await?
+            .create_key(pb::CreateKeyRequest {
+                name: "after-intruder".into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        let auth = format!("Bearer {}", created.key);
+        eventually(Duration::from_secs(2), "key works on node 3", || async {
+            let r = post_json(
+                &format!("{}/v1/chat/completions", c.url(2)),
+                &[("authorization", auth.as_str())],
+                &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
+            )
+            .await
+            .ok()?;
+            (r.status == 200).then_some(())
+        })
+        .await?;
+        c.shutdown().await;
+        Ok(())
+    })
+    .await
+}

@@ -110,9 +110,9 @@ async fn provider_rpm_limit_moves_excess_to_the_next_target() -> anyhow::Result<
         for _ in 0..12 {
             assert_eq!(c.chat(0, &body()).await?.status, 200);
         }
-        // One refill second may pass during the loop, adding at most one token (5/60 rounds up).
+        // The limit is a sliding minute: nothing comes back within the loop.
         let a = c.mock_requests("mock-a").await?;
-        assert!((5..=6).contains(&a), "mock-a served {a} of 12 with rpm = 5");
+        assert_eq!(a, 5, "mock-a served {a} of 12 with rpm = 5");
         assert_eq!(c.mock_requests("mock-b").await?, 12 - a);
         c.shutdown().await;
         Ok(())

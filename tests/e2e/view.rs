@@ -269,3 +269,94 @@ async fn cost_routing_and_strict_residency() -> anyhow::Result<()> {
     })
     .await
 }
+
+/// A provider limited to 600 RPM, under uneven load over 3 nodes (12, 4 and 2 requests/s, 18 in
+/// all: 1,080 a minute wanted): in the minute measured, the provider answers at most 600 plus
+/// the stated tolerance (10%: shares lag demand by about one exchange round), it is kept busy
+/// rather than starved, the busiest node gets most of it, and the excess goes to the next target.
+#[tokio::test(flavor = "multi_thread")]
+async fn provider_rpm_quota_is_shared_by_demand_and_holds_cluster_wide() -> anyhow::Result<()> {
+    const QUOTA: u64 = 600;
+    const TOLERANCE: u64 = QUOTA / 10;
+    const MEASURED: Duration = Duration::from_secs(60);
+    // Requests a second sent to each node: uneven on purpose.
+    const RATES: [u64; 3] = [12, 4, 2];
+    tokio::time::timeout(Duration::from_secs(150), async {
+        let c = std::sync::Arc::new(
+            TestCluster::builder()
+                .nodes(3)
+                .mock(MockSpec::openai("limited", &["m"], 1, 1).extra("rpm = 600"))
+                .mock(MockSpec::openai("spare", &["m"], 2, 2))
+                .route("m", "priority", &[("limited", "m"), ("spare", "m")], &[])
+                .start()
+                .await?,
+        );
+        // 1. Open-loop load on every node for one minute; each answer's provider is noted.
+        let start = tokio::time::Instant::now();
+        let mut senders = Vec::new();
+        for (node, rate) in RATES.into_iter().enumerate() {
+            let c = std::sync::Arc::clone(&c);
+            senders.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(1000 / rate));
+                let mut calls = Vec::new();
+                while start.elapsed() < MEASURED {
+                    tick.tick().await;
+                    let c = std::sync::Arc::clone(&c);
+                    calls.push(tokio::spawn(
+                        async move { chat_with(&c, node, &[], "m").await },
+                    ));
+                }
+                let mut served = Vec::new();
+                for call in calls {
+                    let reply = call.await??;
+                    anyhow::ensure!(reply.status == 200, "node {node}: {}", reply.status);
+                    let provider = reply
+                        .headers
+                        .get("x-switchyard-provider")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    served.push(provider);
+                }
+                anyhow::Ok(served)
+            }));
+        }
+        let mut limited_by_node = Vec::new();
+        let mut total = 0;
+        for s in senders {
+            let served = s.await??;
+            total += served.len();
+            limited_by_node.push(served.iter().filter(|p| *p == "limited").count() as u64);
+        }
+        // 2. The ledger is the oracle: every request the gateway says `limited` answered is there.
+        let ledger = c.mock_requests("limited").await?;
+        let limited: u64 = limited_by_node.iter().sum();
+        assert_eq!(ledger, limited, "ledger vs answers naming `limited`");
+        assert_eq!(
+            c.mock_requests("spare").await? + ledger,
+            total as u64,
+            "every request answered once"
+        );
+        println!(
+            "{total} requests in {MEASURED:?}; `limited` answered {ledger} (by node: {limited_by_node:?}), `spare` the rest"
+        );
+        // 3. Within the quota plus the tolerance, and not starved by the sharing.
+        assert!(
+            ledger <= QUOTA + TOLERANCE,
+            "`limited` answered {ledger} in one minute, quota {QUOTA} + {TOLERANCE}"
+        );
+        assert!(ledger >= QUOTA * 8 / 10, "quota under-used: {ledger}");
+        // 4. The busiest node got most of it.
+        assert!(
+            limited_by_node[0] * 2 > ledger,
+            "busiest node got {} of {ledger}",
+            limited_by_node[0]
+        );
+        if let Ok(c) = std::sync::Arc::try_unwrap(c) {
+            c.shutdown().await;
+        }
+        anyhow::Ok(())
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("test exceeded 150 s"))?
+}

@@ -91,7 +91,11 @@ impl Control {
         let db = store::open_db(dir).await?;
         let (log_store, sm_store) = store::open_stores(&db)?;
         let state = sm_store.state().clone();
-        let peers = Peers::new(config.connect_timeout, config.client_tls.clone());
+        let peers = Peers::new(
+            config.connect_timeout,
+            config.client_tls.clone(),
+            config.peer_token.clone(),
+        );
         let network = NetworkFactory::new(node_id, peers.clone());
         let raft = Raft::new(node_id, raft_config, network, log_store, sm_store).await?;
         tracing::info!(node_id, grpc = %info.grpc, dir = %dir.display(), "raft started");
@@ -318,6 +322,11 @@ impl Control {
     /// The openraft handle, for what this type does not wrap.
     pub fn raft(&self) -> &Raft {
         &self.inner.raft
+    }
+
+    /// The credential members present to each other, if the node set one.
+    pub fn peer_token(&self) -> Option<&switchyard_core::PeerToken> {
+        self.inner.config.peer_token.as_ref()
     }
 
     /// This node's id.

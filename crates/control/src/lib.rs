@@ -39,6 +39,6 @@ pub use command::{
 };
 pub use control::{Control, ControlConfig, MemberRole};
 pub use error::{ControlError, LEADER_GRPC_METADATA};
-pub use network::{RaftServer, raft_service};
+pub use network::{RaftServer, authorize_peer, raft_service};
 pub use state::State;
 pub use type_config::{NodeInfo, TypeConfig};

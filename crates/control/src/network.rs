@@ -21,14 +21,15 @@ use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use openraft::RaftNetworkFactory;
-use switchyard_core::{TcpTransport, Transport};
+use switchyard_core::{PeerToken, TcpTransport, Transport};
+use switchyard_proto::pb::RaftPayload;
 use switchyard_proto::pb::raft_service_client::RaftServiceClient;
 use tonic::codegen::Service;
 use tonic::codegen::http::Uri;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 pub use client::PeerClient;
-pub use server::{RaftServer, raft_service};
+pub use server::{RaftServer, authorize_peer, raft_service};
 
 use crate::type_config::{NodeInfo, TypeConfig};
 
@@ -61,6 +62,8 @@ pub(crate) struct Peers {
     connect_timeout: Duration,
     /// TLS for peer connections (mutual: it carries this node's certificate), or plaintext.
     tls: Option<ClientTlsConfig>,
+    /// Sent with every RPC so the peer knows a member is calling.
+    token: Option<PeerToken>,
 }
 
 /// Dials peers through the transport seam.
@@ -84,12 +87,30 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 
 impl Peers {
     /// An empty cache whose channels give up connecting after `connect_timeout`.
-    pub(crate) fn new(connect_timeout: Duration, tls: Option<ClientTlsConfig>) -> Self {
+    pub(crate) fn new(
+        connect_timeout: Duration,
+        tls: Option<ClientTlsConfig>,
+        token: Option<PeerToken>,
+    ) -> Self {
         Peers {
             channels: Arc::default(),
             connect_timeout,
             tls,
+            token,
         }
+    }
+
+    /// A request carrying `data`, this member's token and the deadline `ttl` (which travels to
+    /// the server as grpc-timeout).
+    pub(crate) fn request(&self, data: Vec<u8>, ttl: Duration) -> tonic::Request<RaftPayload> {
+        let mut request = tonic::Request::new(RaftPayload { data });
+        request.set_timeout(ttl);
+        if let Some(token) = &self.token
+            && let Ok(value) = token.expose().parse()
+        {
+            request.metadata_mut().insert(PeerToken::HEADER, value);
+        }
+        request
     }
 
     /// The channel to `grpc` (`http://host:port`), created on first use. Creating one does no

@@ -27,5 +27,5 @@ pub use health::{BreakerPhase, OutcomeClass};
 pub use ids::{NodeId, ProviderName, RequestId};
 pub use money::{Micros, MoneyError};
 pub use pricing::{Price, PricingCatalog, PricingError};
-pub use secret::{KeyDigest, KeyDigester, Secret};
+pub use secret::{KeyDigest, KeyDigester, PeerToken, Secret};
 pub use transport::{TcpTransport, Transport};

@@ -102,6 +102,49 @@ impl KeyDigester {
     }
 }
 
+/// The credential cluster members present to each other on Raft and stats RPCs, derived from
+/// the cluster secret (every member has it; clients and admin tools do not). Without it, anyone
+/// who can reach a node's gRPC port could append log entries, vote, or propose any command
+/// (an admin token, a budget) past the admin service's roles.
+///
+/// It is an HMAC of a fixed label under the cluster secret, so it differs from every key digest
+/// (virtual keys start with `sk-`) and reveals nothing about the secret.
+#[derive(Clone)]
+pub struct PeerToken(Secret<String>);
+
+impl PeerToken {
+    /// The gRPC metadata key that carries the token.
+    pub const HEADER: &'static str = "x-switchyard-peer";
+
+    /// The token of the cluster whose secret is `cluster_secret`.
+    pub fn derive(cluster_secret: &Secret<String>) -> Self {
+        let digest = KeyDigester::new(cluster_secret).digest("\0switchyard peer token v1");
+        Self(Secret::new(digest.to_hex()))
+    }
+
+    /// The value to send.
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+
+    /// Whether `presented` is this token, compared in constant time.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        let mine = self.0.expose().as_bytes();
+        mine.len() == presented.len()
+            && mine
+                .iter()
+                .zip(presented)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+}
+
+impl fmt::Debug for PeerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PeerToken(***)")
+    }
+}
+
 /// Makes a new high-entropy virtual key: `sk-sy-` and 32 random bytes in lowercase hex.
 pub fn generate_virtual_key() -> Secret<String> {
     Secret::new(format!("sk-sy-{}", random_hex(32)))
@@ -124,6 +167,16 @@ mod tests {
         assert_eq!(a.digest("k1"), a.digest("k1"));
         assert_ne!(a.digest("k1"), a.digest("k2"));
         assert_ne!(a.digest("k1"), b.digest("k1"));
+    }
+
+    #[test]
+    fn peer_tokens_match_only_their_own_cluster() {
+        let a = PeerToken::derive(&Secret::new("cluster-a".into()));
+        let b = PeerToken::derive(&Secret::new("cluster-b".into()));
+        assert!(a.matches(a.expose().as_bytes()));
+        assert!(!a.matches(b.expose().as_bytes()));
+        assert!(!a.matches(b""));
+        assert_eq!(format!("{a:?}"), "PeerToken(***)");
     }
 
     #[test]

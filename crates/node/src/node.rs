@@ -93,6 +93,7 @@ impl App {
             transport: self.transport,
             clock: Arc::clone(&self.clock),
             tracker: self.tracker.clone(),
+            nodes: u64::try_from(self.control.members().len()).unwrap_or(1),
         };
         let new = Arc::new(crate::routing::build(version, providers, routes, parts).await?);
         let mut slot = match self.routing.write() {
@@ -210,6 +211,7 @@ impl Node {
         };
         let control_config = switchyard_control::ControlConfig {
             client_tls: tls.as_ref().map(|t| t.1.clone()),
+            peer_token: Some(switchyard_core::PeerToken::derive(&config.cluster_secret)),
             ..Default::default()
         };
         let control = Control::open(
@@ -238,6 +240,8 @@ impl Node {
                 transport,
                 clock: Arc::clone(&clock),
                 tracker: tracker.clone(),
+                nodes: u64::try_from(control.members().len().max(config.control.members.len()))
+                    .unwrap_or(1),
             };
             crate::routing::build(version, &providers, &routes, parts)
                 .await

@@ -195,6 +195,10 @@ pub struct BuildParts<'a> {
     pub clock: SharedClock,
     /// Where provider actors' tasks run.
     pub tracker: TaskTracker,
+    /// How many nodes share each provider's RPM/TPM until the stats exchange computes shares
+    /// from demand (at least 1): each new gate starts with an even split, so nodes that start
+    /// together cannot each take the whole limit before their first exchange.
+    pub nodes: u64,
 }
 
 /// Builds a routing set from replicated specs. A provider that cannot be built (bad spec, a key
@@ -239,6 +243,11 @@ pub async fn build(
     let accounting = Accounting::build(&table, &configs, parts.catalog);
     let providers =
         ProviderSet::start(configs, parts.transport, parts.clock, parts.tracker).await?;
+    let nodes = parts.nodes.max(1);
+    for p in providers.iter() {
+        let (rpm, tpm) = p.gate.limits();
+        p.gate.set_share(rpm / nodes, tpm / nodes);
+    }
     Ok(Routing {
         version,
         providers,

@@ -179,14 +179,24 @@ async fn round(app: &App) {
         .filter(|(id, _, _)| *id != stats.node_id)
         .map(|(_, info, _)| info.grpc)
         .collect();
+    // Peers accept a report only with the cluster's peer token.
+    let token: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> = app
+        .control
+        .peer_token()
+        .and_then(|t| t.expose().parse().ok());
     let pushes = peers
         .iter()
         .filter_map(|grpc| stats.channel(grpc))
         .map(|ch| {
-            let msg = msg.clone();
+            let mut request = tonic::Request::new(msg.clone());
+            if let Some(value) = token.clone() {
+                request
+                    .metadata_mut()
+                    .insert(switchyard_core::PeerToken::HEADER, value);
+            }
             async move {
                 let mut client = pb::stats_service_client::StatsServiceClient::new(ch);
-                let _ = tokio::time::timeout(PUSH_TIMEOUT, client.push(msg)).await;
+                let _ = tokio::time::timeout(PUSH_TIMEOUT, client.push(request)).await;
             }
         });
     futures::future::join_all(pushes).await;
@@ -222,6 +232,8 @@ impl pb::stats_service_server::StatsService for StatsApi {
         &self,
         req: tonic::Request<pb::StatsReport>,
     ) -> Result<tonic::Response<pb::StatsAck>, tonic::Status> {
+        // A report steers every node's routing: only members (who hold the peer token) send one.
+        switchyard_control::authorize_peer(self.app.control.peer_token(), req.metadata())?;
         let report = from_pb(req.into_inner()).map_err(tonic::Status::invalid_argument)?;
         // Only members report: anything else is ignored rather than merged.
         if self

@@ -5,9 +5,19 @@
 //! rate-token refills. The request path only *takes* permits (in-flight slot, rate tokens, a
 //! probe slot when half-open) with non-blocking compare-and-swap, and gives the in-flight slot
 //! back when its [`Permit`] drops.
+//!
+//! # Rate limits are a sliding minute
+//!
+//! RPM and TPM are kept as a bucket whose tokens come back exactly one minute after they were
+//! spent, not as a bucket refilled at a constant rate. A refilled bucket that holds a minute's
+//! worth admits up to twice the limit in a minute that starts full, and rounding a small limit's
+//! per-second refill up (5 RPM as 1 a second) admits far more; a provider counts its limits per
+//! minute, so that is what the gate holds: in any 60 one-second ticks this node takes at most
+//! its share, and the shares of the nodes sum to at most the configured limit (see the stats
+//! exchange for the tolerance while shares move).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use switchyard_core::BreakerPhase;
@@ -56,16 +66,22 @@ pub struct Gate {
     in_flight: AtomicU64,
     /// Concurrency limit (0 = unlimited).
     max_in_flight: u64,
-    /// Requests that may start now; refilled by the actor each second. Unused when `rpm == 0`.
+    /// Requests that may start now: this node's RPM share minus what it used in the last minute.
+    /// The request path takes from it; only the actor gives back (through `windows`). Unused
+    /// when `rpm == 0`.
     rpm_tokens: AtomicI64,
-    /// Tokens that may be spent now; refilled by the actor. Unused when `tpm == 0`.
+    /// Tokens that may be spent now, kept like `rpm_tokens`. Unused when `tpm == 0`.
     tpm_tokens: AtomicI64,
+    /// What each bucket used per second over the last minute, so the actor can give tokens back
+    /// when they leave the window. Locked only by the actor (tick and share changes), never on
+    /// the request path, so it is never contended.
+    windows: Mutex<[RateWindow; 2]>,
     /// Requests per minute configured for the provider (0 = unlimited).
     rpm: u64,
     /// Tokens per minute configured for the provider (0 = unlimited).
     tpm: u64,
     /// This node's share of `rpm`, set by the stats exchange from the nodes' demand; equal to
-    /// `rpm` until a share arrives. Refills and the bucket size follow it.
+    /// `rpm` until a share arrives. The bucket holds at most this.
     rpm_share: AtomicU64,
     /// This node's share of `tpm`.
     tpm_share: AtomicU64,
@@ -105,6 +121,66 @@ impl Drop for Permit {
     }
 }
 
+/// Seconds in a rate window.
+const WINDOW_SECONDS: usize = 60;
+
+/// One bucket's last minute, as the actor sees it: the bucket's level is the share minus the
+/// sum of `used`, and a second's use comes back when it leaves the window.
+#[derive(Debug)]
+struct RateWindow {
+    /// Net use of each of the last 60 seconds (refunds of over-estimated tokens make it
+    /// smaller); the slot after `next` is the oldest, the one the next tick gives back.
+    used: [i64; WINDOW_SECONDS],
+    /// Index into `used` where the next tick records the second it ends.
+    next: usize,
+    /// The bucket's level right after the actor last wrote it; the difference to its level now
+    /// is what the request path took since.
+    level: i64,
+    /// Use seen at share changes since the last tick, counted into the current second.
+    pending: i64,
+}
+
+impl RateWindow {
+    fn new(level: i64) -> Self {
+        Self {
+            used: [0; WINDOW_SECONDS],
+            next: 0,
+            level,
+            pending: 0,
+        }
+    }
+
+    /// Changes `bucket` by `f` in one atomic step, noting what the request path took since the
+    /// actor's last write.
+    fn write(&mut self, bucket: &AtomicI64, f: impl Fn(i64) -> i64) {
+        let prev = match bucket.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| Some(f(v))) {
+            Ok(v) | Err(v) => v,
+        };
+        self.pending = self.pending.saturating_add(self.level.saturating_sub(prev));
+        self.level = f(prev);
+    }
+
+    /// One second passed: the second that is now 60 seconds old gives its use back (never
+    /// above `cap`, so a refund for a request older than the window cannot lift the bucket over
+    /// the share), and the second just ended is recorded in the slot after it.
+    fn tick(&mut self, bucket: &AtomicI64, cap: i64) {
+        let back = self.used[(self.next + 1) % WINDOW_SECONDS];
+        self.write(bucket, |v| v.saturating_add(back).min(cap));
+        self.used[self.next] = std::mem::take(&mut self.pending);
+        self.next = (self.next + 1) % WINDOW_SECONDS;
+    }
+
+    /// The share moved by `delta`: the bucket moves with it (below zero if this node already used
+    /// more than its new share; it then waits for its use to leave the window).
+    fn reshare(&mut self, bucket: &AtomicI64, delta: i64) {
+        self.write(bucket, |v| v.saturating_add(delta));
+    }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
 /// Takes `n` from a token bucket if at least one token is there (a request may overdraw TPM by
 /// its own size, which the next refills pay back: one large request is never starved forever).
 fn take(bucket: &AtomicI64, n: i64) -> bool {
@@ -125,8 +201,9 @@ impl Gate {
             paused_until_ms: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             max_in_flight,
-            rpm_tokens: AtomicI64::new(i64::try_from(rpm).unwrap_or(i64::MAX)),
-            tpm_tokens: AtomicI64::new(i64::try_from(tpm).unwrap_or(i64::MAX)),
+            rpm_tokens: AtomicI64::new(to_i64(rpm)),
+            tpm_tokens: AtomicI64::new(to_i64(tpm)),
+            windows: Mutex::new([RateWindow::new(to_i64(rpm)), RateWindow::new(to_i64(tpm))]),
             rpm,
             tpm,
             rpm_share: AtomicU64::new(rpm),
@@ -233,6 +310,23 @@ impl Gate {
             && (self.tpm == 0 || self.tpm_tokens.load(Ordering::Acquire) > 0)
     }
 
+    /// [`Gate::looks_available`] for planning a request: when only the rate limit stands in the
+    /// way, the request still counts as demand for this provider. Without this, a node whose
+    /// share is used up would stop asking for it (its requests go straight to the next target),
+    /// and the quota would drift towards the nodes that need it least.
+    pub fn available_for_plan(&self, now: Instant) -> bool {
+        if self.looks_available(now) {
+            return true;
+        }
+        let rate_only = self.phase() == BreakerPhase::Closed
+            && !self.paused(now)
+            && (self.max_in_flight == 0 || self.in_flight() < self.max_in_flight);
+        if rate_only {
+            self.wanted.fetch_add(1, Ordering::Relaxed);
+        }
+        false
+    }
+
     // --- written by the actor only ---
 
     /// Publishes a breaker phase; entering half-open opens `probes` slots.
@@ -253,47 +347,41 @@ impl Gate {
         self.paused_until_ms.fetch_max(until, Ordering::AcqRel);
     }
 
-    /// Adds one second's worth of rate tokens at this node's share, capped at one minute's
-    /// worth of the share (the bucket size).
+    /// One second passed: gives back to the rate buckets what was used a minute ago.
     pub(crate) fn refill_one_second(&self) {
-        let rpm = if self.rpm == 0 {
-            0
-        } else {
-            self.rpm_share.load(Ordering::Acquire).max(1)
+        let mut windows = match self.windows.lock() {
+            Ok(w) => w,
+            Err(p) => p.into_inner(),
         };
-        let tpm = if self.tpm == 0 {
-            0
-        } else {
-            self.tpm_share.load(Ordering::Acquire).max(1)
-        };
-        for (bucket, per_min) in [(&self.rpm_tokens, rpm), (&self.tpm_tokens, tpm)] {
-            if per_min == 0 {
-                continue;
-            }
-            let cap = i64::try_from(per_min).unwrap_or(i64::MAX);
-            let add = i64::try_from(per_min.div_ceil(60)).unwrap_or(i64::MAX);
-            let _ = bucket.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
-                Some(v.saturating_add(add).min(cap))
-            });
+        let [rpm_window, tpm_window] = &mut *windows;
+        if self.rpm > 0 {
+            let cap = to_i64(self.rpm_share.load(Ordering::Acquire));
+            rpm_window.tick(&self.rpm_tokens, cap);
+        }
+        if self.tpm > 0 {
+            let cap = to_i64(self.tpm_share.load(Ordering::Acquire));
+            tpm_window.tick(&self.tpm_tokens, cap);
         }
     }
 
-    /// Sets this node's share of the provider's limits (capped at the configured limits); the
-    /// buckets shrink at once if the new share is smaller than what they hold.
-    pub(crate) fn set_share(&self, rpm: u64, tpm: u64) {
+    /// Sets this node's share of the provider's limits (capped at the configured limits). The
+    /// buckets move by the change at once, so a smaller share takes effect before the next
+    /// request and a larger one frees tokens at once.
+    pub fn set_share(&self, rpm: u64, tpm: u64) {
         let rpm = rpm.min(self.rpm);
         let tpm = tpm.min(self.tpm);
-        self.rpm_share.store(rpm, Ordering::Release);
-        self.tpm_share.store(tpm, Ordering::Release);
-        for (bucket, cap, limited) in [
-            (&self.rpm_tokens, rpm, self.rpm > 0),
-            (&self.tpm_tokens, tpm, self.tpm > 0),
-        ] {
-            if limited {
-                let cap = i64::try_from(cap).unwrap_or(i64::MAX);
-                let _ =
-                    bucket.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| Some(v.min(cap)));
-            }
+        let mut windows = match self.windows.lock() {
+            Ok(w) => w,
+            Err(p) => p.into_inner(),
+        };
+        let [rpm_window, tpm_window] = &mut *windows;
+        let old_rpm = self.rpm_share.swap(rpm, Ordering::AcqRel);
+        let old_tpm = self.tpm_share.swap(tpm, Ordering::AcqRel);
+        if self.rpm > 0 {
+            rpm_window.reshare(&self.rpm_tokens, to_i64(rpm) - to_i64(old_rpm));
+        }
+        if self.tpm > 0 {
+            tpm_window.reshare(&self.tpm_tokens, to_i64(tpm) - to_i64(old_tpm));
         }
     }
 
@@ -350,23 +438,80 @@ mod tests {
         assert!(g.try_admit(Instant::now(), 1).is_ok());
     }
 
+    /// Takes as many requests as the gate admits, up to `want`.
+    fn take_up_to(g: &Arc<Gate>, want: u64) -> u64 {
+        (0..want)
+            .take_while(|_| g.try_admit(Instant::now(), 1).is_ok())
+            .count() as u64
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn rpm_tokens_run_out_and_refill_each_second() {
-        let g = Arc::new(Gate::new(Instant::now(), 120, 0, 0));
-        for _ in 0..120 {
-            drop(g.try_admit(Instant::now(), 1).unwrap());
+    async fn rpm_is_a_sliding_minute_not_a_refill_rate() {
+        let g = Arc::new(Gate::new(Instant::now(), 5, 0, 0));
+        assert_eq!(take_up_to(&g, 100), 5);
+        // A small limit gets nothing back before its use is a minute old (a per-second refill
+        // rounded up would give one a second: 60 a minute).
+        for _ in 0..59 {
+            g.refill_one_second();
+            assert_eq!(take_up_to(&g, 100), 0);
         }
-        assert_eq!(
-            g.try_admit(Instant::now(), 1).unwrap_err(),
-            Refusal::RateLimited
-        );
         g.refill_one_second();
-        drop(g.try_admit(Instant::now(), 1).unwrap());
-        drop(g.try_admit(Instant::now(), 1).unwrap());
+        assert_eq!(take_up_to(&g, 100), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_smaller_share_applies_at_once_and_a_larger_one_frees_tokens() {
+        let g = Arc::new(Gate::new(Instant::now(), 600, 0, 0));
+        g.set_share(200, 0);
+        assert_eq!(take_up_to(&g, 1000), 200);
+        // Demand moved here: the share grows, and the difference is free at once.
+        g.set_share(500, 0);
+        assert_eq!(take_up_to(&g, 1000), 300);
+        // It shrinks below what was used: nothing until enough use leaves the window.
+        g.set_share(100, 0);
+        for _ in 0..59 {
+            g.refill_one_second();
+            assert_eq!(take_up_to(&g, 1000), 0);
+        }
+        g.refill_one_second();
+        assert_eq!(take_up_to(&g, 1000), 100);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn over_estimated_tokens_come_back_at_once() {
+        let g = Arc::new(Gate::new(Instant::now(), 0, 1000, 0));
+        let p = g.try_admit(Instant::now(), 800).unwrap();
+        g.settle_tokens(p.reserved_tokens, 300);
+        drop(p);
+        // 1000 - 300 used: a 700-token request fits (a bucket with at least one token admits).
+        assert!(g.try_admit(Instant::now(), 700).is_ok());
         assert_eq!(
             g.try_admit(Instant::now(), 1).unwrap_err(),
             Refusal::RateLimited
         );
+    }
+
+    proptest::proptest! {
+        /// Whatever the demand each second, no 60 consecutive ticks admit more than the share.
+        #[test]
+        fn no_minute_admits_more_than_the_share(
+            share in 1u64..300,
+            demand in proptest::collection::vec(0u64..400, 60..200),
+        ) {
+            let g = Arc::new(Gate::new(Instant::now(), share, 0, 0));
+            let admitted: Vec<u64> = demand
+                .iter()
+                .map(|d| {
+                    let n = take_up_to(&g, *d);
+                    g.refill_one_second();
+                    n
+                })
+                .collect();
+            for w in admitted.windows(60) {
+                let sum: u64 = w.iter().sum();
+                proptest::prop_assert!(sum <= share, "{sum} > {share}");
+            }
+        }
     }
 
     #[tokio::test(start_paused = true)]

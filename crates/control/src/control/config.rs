@@ -52,6 +52,10 @@ pub struct ControlConfig {
     /// TLS (with this node's client certificate) for every connection to a peer; `None` for
     /// plaintext. Peers' gRPC URLs are then `https://`.
     pub client_tls: Option<tonic::transport::ClientTlsConfig>,
+    /// The credential members present to each other: sent on every Raft RPC, and required by
+    /// [`raft_service`](crate::raft_service) from every caller. `None` turns both off (tests of
+    /// this crate alone); a node always sets it.
+    pub peer_token: Option<switchyard_core::PeerToken>,
 }
 
 impl Default for ControlConfig {
@@ -67,6 +71,7 @@ impl Default for ControlConfig {
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             client_tls: None,
+            peer_token: None,
         }
     }
 }

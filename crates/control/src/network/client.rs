@@ -21,7 +21,6 @@ use openraft::raft::{
 use openraft::{RPCTypes, RaftNetwork};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use switchyard_proto::pb::RaftPayload;
 
 use super::Peers;
 use crate::command::{Command, Response};
@@ -85,9 +84,8 @@ impl PeerClient {
             .peers
             .client(&self.node.grpc)
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
-        let mut request = tonic::Request::new(RaftPayload { data });
         // The deadline travels to the server as grpc-timeout, and bounds the wait here too.
-        request.set_timeout(ttl);
+        let request = self.peers.request(data, ttl);
         let call = async {
             match action {
                 RPCTypes::AppendEntries => client.append_entries(request).await,
@@ -136,8 +134,7 @@ impl Peers {
                 grpc: leader.grpc.clone(),
             });
         };
-        let mut request = tonic::Request::new(RaftPayload { data });
-        request.set_timeout(ttl);
+        let request = self.request(data, ttl);
         let reply = match client.propose(request).await {
             Ok(reply) => reply.into_inner().data,
             // tonic reports a refused or failed connect as Unavailable: nothing was proposed.

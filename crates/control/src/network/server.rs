@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use switchyard_core::PeerToken;
 use switchyard_proto::pb::RaftPayload;
 use switchyard_proto::pb::raft_service_server::{RaftService, RaftServiceServer};
 
@@ -20,6 +21,8 @@ pub struct RaftServer {
     /// The local Raft; requests go straight to it. Holding it does not keep the node's
     /// storage open: after `Control::shutdown` every call answers with a `Fatal` error.
     raft: Raft,
+    /// The token every caller must present (`None`: no check).
+    token: Option<PeerToken>,
 }
 
 /// The raft service of `control`, with message size limits set, ready for
@@ -27,6 +30,7 @@ pub struct RaftServer {
 pub fn raft_service(control: &Control) -> RaftServiceServer<RaftServer> {
     RaftServiceServer::new(RaftServer {
         raft: control.raft().clone(),
+        token: control.peer_token().cloned(),
     })
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES)
@@ -38,7 +42,7 @@ impl RaftService for RaftServer {
         &self,
         request: tonic::Request<RaftPayload>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
-        let rpc = decode(&request)?;
+        let rpc = self.decode(&request)?;
         encode(&self.raft.append_entries(rpc).await)
     }
 
@@ -46,7 +50,7 @@ impl RaftService for RaftServer {
         &self,
         request: tonic::Request<RaftPayload>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
-        let rpc = decode(&request)?;
+        let rpc = self.decode(&request)?;
         encode(&self.raft.vote(rpc).await)
     }
 
@@ -54,7 +58,7 @@ impl RaftService for RaftServer {
         &self,
         request: tonic::Request<RaftPayload>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
-        let rpc = decode(&request)?;
+        let rpc = self.decode(&request)?;
         encode(&self.raft.install_snapshot(rpc).await)
     }
 
@@ -64,15 +68,42 @@ impl RaftService for RaftServer {
         &self,
         request: tonic::Request<RaftPayload>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
-        let cmd: Command = decode(&request)?;
+        let cmd: Command = self.decode(&request)?;
         let result = self.raft.client_write(cmd).await.map(|r| r.data);
         encode(&result)
     }
 }
 
-fn decode<T: DeserializeOwned>(request: &tonic::Request<RaftPayload>) -> Result<T, tonic::Status> {
-    serde_json::from_slice(&request.get_ref().data)
-        .map_err(|e| tonic::Status::invalid_argument(format!("undecodable raft payload: {e}")))
+impl RaftServer {
+    /// Decodes a request from a member; anyone else is refused before the payload is read.
+    fn decode<T: DeserializeOwned>(
+        &self,
+        request: &tonic::Request<RaftPayload>,
+    ) -> Result<T, tonic::Status> {
+        authorize_peer(self.token.as_ref(), request.metadata())?;
+        serde_json::from_slice(&request.get_ref().data)
+            .map_err(|e| tonic::Status::invalid_argument(format!("undecodable raft payload: {e}")))
+    }
+}
+
+/// Checks that a call carries the cluster's peer token (when one is set).
+///
+/// # Errors
+/// `Unauthenticated` when the token is missing or wrong.
+pub fn authorize_peer(
+    token: Option<&PeerToken>,
+    metadata: &tonic::metadata::MetadataMap,
+) -> Result<(), tonic::Status> {
+    let Some(token) = token else { return Ok(()) };
+    match metadata.get(PeerToken::HEADER) {
+        Some(v) if token.matches(v.as_bytes()) => Ok(()),
+        Some(_) => Err(tonic::Status::unauthenticated(
+            "cluster peer token is wrong: only members of this cluster may call this service",
+        )),
+        None => Err(tonic::Status::unauthenticated(
+            "cluster peer token missing: only members of this cluster may call this service",
+        )),
+    }
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<tonic::Response<RaftPayload>, tonic::Status> {

@@ -155,7 +155,7 @@ async fn serve(
         Some(p) => {
             let snap = p.snapshot();
             let local = TargetView {
-                available: p.gate.looks_available(now),
+                available: p.gate.available_for_plan(now),
                 supports: p.supports(endpoint),
                 in_flight: p.gate.in_flight(),
                 latency_p50_us: snap.total_us.p50,
