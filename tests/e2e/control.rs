@@ -907,3 +907,84 @@ async fn raft_and_stats_services_refuse_callers_without_the_peer_token() -> anyh
     })
     .await
 }
+
+/// Under steady budgeted traffic the request path does not wait on Raft: the node renews an
+/// allowance ahead of need once half of it is used, so only the key's first request reserves
+/// one itself. Spend stays within the budget and is settled in full.
+#[tokio::test(flavor = "multi_thread")]
+async fn steady_budgeted_traffic_finds_allowances_renewed_ahead_of_need() -> anyhow::Result<()> {
+    bounded(async {
+        // An allowance is 1/16 of the budget: about 150 of these requests' bounds.
+        const BUDGET_MICROS: u64 = 50_000;
+        const REQUESTS: usize = 600;
+        let c = three_nodes().start().await?;
+        let created = c
+            .admin(0)
+            .await?
+            .create_key(pb::CreateKeyRequest {
+                name: "steady".into(),
+                budget_micros: BUDGET_MICROS,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        let scope = format!("key:{}", created.id);
+        eventually(Duration::from_secs(2), "budget on node 2", || async {
+            c.nodes[1]
+                .app
+                .control
+                .state()
+                .read()
+                .ok()?
+                .budgets
+                .contains_key(&scope)
+                .then_some(())
+        })
+        .await?;
+        // 1. Sequential requests to one node, paced a little so the flusher (every 100 ms) can
+        // renew before an allowance runs out, as it would under a steady production rate.
+        for i in 0..REQUESTS {
+            let r = chat_with(&c, 1, &created.key).await?;
+            assert_eq!(r.status, 200, "request {i}: {}", r.text());
+            if i % 20 == 19 {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+        }
+        // 2. Several allowances were used up, all but the first reserved ahead of need.
+        let (on_request, ahead) = c.nodes[1].app.guard.reservations();
+        println!("reservations: {on_request} while a request waited, {ahead} ahead of need");
+        assert_eq!(
+            on_request, 1,
+            "only the first request waits for an allowance"
+        );
+        assert!(ahead >= 2, "allowances renewed ahead: {ahead}");
+        let metrics = switchyard_testkit::get(&format!("{}/metrics", c.url(1)), &[])
+            .await?
+            .text();
+        assert!(
+            metrics.contains("switchyard_budget_reservations_total{path=\"request\"} 1"),
+            "{metrics}"
+        );
+        // 3. Everything the mock billed is settled, and within the budget.
+        let billed = c.ledger("mock-a").await?["total_billed_micros"]
+            .as_u64()
+            .unwrap_or_default();
+        assert!(billed <= BUDGET_MICROS);
+        eventually(Duration::from_secs(3), "spend settled", || async {
+            let spent = c.nodes[0]
+                .app
+                .control
+                .state()
+                .read()
+                .ok()?
+                .budgets
+                .get(&scope)?
+                .spent_micros;
+            (spent == billed).then_some(())
+        })
+        .await?;
+        c.shutdown().await;
+        Ok(())
+    })
+    .await
+}

@@ -756,3 +756,121 @@ async fn node_added_later_catches_up_by_snapshot() -> anyhow::Result<()> {
         })
         .await
 }
+
+/// A node cut off from the quorum (the other two frozen with SIGSTOP):
+/// 1. Three nodes; a key with a $1 budget gets a few answers on node X, which then holds an
+///    allowance; the leader and the third node are frozen.
+/// 2. X keeps answering the budgeted key within what it holds, then refuses it with 503
+///    `unavailable` and a message naming the lost quorum, before the leader would charge its
+///    allowance in full (30 s). Each refusal comes promptly (not queued
+///    behind other requests' 2 s reservation timeouts), and an unbudgeted key keeps working:
+///    only budgeted work needs the quorum.
+/// 3. The others resume: X answers the budgeted key again, and everything X answered while cut
+///    off is settled (the spend covers every cost it reported; nothing accepted is lost).
+#[tokio::test(flavor = "multi_thread")]
+async fn cut_off_node_serves_within_its_allowance_then_refuses_budgeted_work() -> anyhow::Result<()>
+{
+    /// The allowance's local lifetime (20 s from its reservation) plus one 2 s reservation
+    /// attempt, with a margin for a loaded machine; under the replicated lifetime (30 s), after
+    /// which the leader charges an unsettled allowance in full.
+    const REFUSED_WITHIN: Duration = Duration::from_secs(28);
+    let cluster = ProcessCluster::start(3).await?;
+    cluster
+        .run(SCENARIO_TIMEOUT, async |c| {
+            // 1.
+            let leader = c.wait_leader(Duration::from_secs(10)).await?;
+            let created = c
+                .ctl(&["keys", "create", "--name", "cutoff", "--budget-usd", "1"])
+                .await?;
+            let id = id_of(&created)?;
+            let secret = created["key"].as_str().context("no secret")?.to_owned();
+            let x = *c
+                .live_ids()
+                .iter()
+                .find(|n| **n != leader)
+                .context("no follower")?;
+            let others: Vec<u64> = c.live_ids().into_iter().filter(|n| *n != x).collect();
+            let mut reported_micros = 0u64;
+            let cost = |r: &Reply| -> u64 {
+                r.header("x-switchyard-cost-micros")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_default()
+            };
+            eventually(Duration::from_secs(5), "budget known on X", || async {
+                let r = chat(&c.http(x), &secret).await.ok()?;
+                (r.status == 200).then_some(())
+            })
+            .await?;
+            for _ in 0..3 {
+                let r = chat(&c.http(x), &secret).await?;
+                anyhow::ensure!(r.status == 200, "before the freeze: {}", r.text());
+                reported_micros += cost(&r);
+            }
+            c.pause(&others)?;
+            let frozen_at = Instant::now();
+            // 2.
+            let mut served_cut_off = 0u32;
+            let refusal = loop {
+                anyhow::ensure!(
+                    frozen_at.elapsed() < REFUSED_WITHIN,
+                    "still admitting budgeted work {REFUSED_WITHIN:?} after losing the quorum"
+                );
+                let sent = Instant::now();
+                let r = chat(&c.http(x), &secret).await?;
+                match r.status {
+                    200 => {
+                        served_cut_off += 1;
+                        reported_micros += cost(&r);
+                    }
+                    503 => {
+                        anyhow::ensure!(
+                            sent.elapsed() < Duration::from_secs(3),
+                            "refusal took {:?}",
+                            sent.elapsed()
+                        );
+                        break r;
+                    }
+                    other => anyhow::bail!("unexpected {other} while cut off: {}", r.text()),
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            let refused_after = frozen_at.elapsed();
+            let body = refusal.json();
+            assert_eq!(body["error"]["code"], "unavailable", "{body}");
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("quorum"), "{message}");
+            // Refusals stay prompt while cut off, and unbudgeted work goes on.
+            for _ in 0..5 {
+                let sent = Instant::now();
+                let r = chat(&c.http(x), &secret).await?;
+                assert_eq!(r.status, 503);
+                assert!(sent.elapsed() < Duration::from_secs(3), "{:?}", sent.elapsed());
+            }
+            let unbudgeted = chat(&c.http(x), c.demo_key()).await?;
+            assert_eq!(unbudgeted.status, 200, "{}", unbudgeted.text());
+            println!(
+                "cut off: {served_cut_off} budgeted answers from the allowance held, then 503 after {refused_after:?}"
+            );
+            assert!(served_cut_off > 0, "nothing served from the allowance held");
+            // 3.
+            c.resume(&others)?;
+            eventually(Duration::from_secs(15), "X admits the budgeted key again", || async {
+                let r = chat(&c.http(x), &secret).await.ok()?;
+                (r.status == 200).then(|| cost(&r))
+            })
+            .await
+            .map(|micros| reported_micros += micros)?;
+            let (c, id) = (&*c, &id);
+            eventually(
+                Duration::from_secs(15),
+                "everything X answered is settled",
+                move || async move {
+                    let b = c.ctl(&["budgets", "show", "--key", id]).await.ok()?;
+                    (b["spent_micros"].as_u64()? >= reported_micros).then_some(())
+                },
+            )
+            .await?;
+            Ok(())
+        })
+        .await
+}

@@ -9,11 +9,18 @@
 //! 2. `finish` replaces the bound with the actual cost and queues a spend entry.
 //! 3. A background flusher settles queued entries through Raft every [`FLUSH_EVERY`] (request
 //!    ids make a retried settlement harmless) and releases allowances that are retired and idle.
+//!    It also renews, ahead of need, an allowance that is half used or near the end of its
+//!    local lifetime, so under steady traffic requests find a fresh allowance waiting and the
+//!    request path does not wait on consensus (only a key's first request, or demand faster
+//!    than one renewal a flush, does).
 //! 4. An allowance is used only until [`LOCAL_TTL`] after it was requested, shorter than the
 //!    replicated TTL, so a node cut off from the quorum stops spending before the leader charges
-//!    the allowance in full; it then refuses budgeted work with a clear error.
+//!    the allowance in full; it then refuses budgeted work with a clear error. After a
+//!    reservation fails for want of a quorum, requests that need one are refused at once for
+//!    [`CUT_OFF_HOLD`] instead of each waiting out its own timeout in turn.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,6 +36,13 @@ pub const LOCAL_TTL: Duration = Duration::from_secs(20);
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// Longest a request waits for a new allowance before it is refused.
 const RESERVE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a failed reservation (no quorum) makes later ones fail at once: long enough that a
+/// burst of requests on a cut-off node is refused promptly rather than queued 2 s apiece, short
+/// enough that a leader election (about a second here) costs little.
+const CUT_OFF_HOLD: Duration = Duration::from_secs(1);
+/// An allowance in use is renewed ahead of need once it has less than this much local lifetime
+/// left (or once half of it is used).
+const RENEW_BEFORE_END: Duration = Duration::from_secs(5);
 /// Allowances are sized as a share of the budget so that several nodes can hold one each
 /// without stranding much of it: one 16th of the limit (or the request's own bound if larger).
 const ALLOWANCE_SHARE_DIVISOR: u64 = 16;
@@ -51,6 +65,8 @@ pub enum GuardError {
 /// One allowance this node holds.
 #[derive(Debug)]
 struct Held {
+    /// The budget this allowance is from (to renew it).
+    scope: Scope,
     lease: u64,
     granted: u64,
     /// Bounds of in-flight requests plus actual costs of finished ones.
@@ -61,6 +77,9 @@ struct Held {
     usable_until: Instant,
     /// Replaced by a newer allowance; release once idle and settled.
     retired: bool,
+    /// The flusher already tried to renew it (once is enough: a budget that granted nothing
+    /// will not grant more before this one is used up, and the request path reserves then).
+    renewal_tried: bool,
 }
 
 /// A request's debits, to be finished exactly once.
@@ -96,6 +115,12 @@ pub struct Guard {
     /// Serialises reservations so concurrent requests share one new allowance instead of each
     /// reserving its own.
     reserving: tokio::sync::Mutex<()>,
+    /// When a reservation last failed for want of a quorum, and why (see [`CUT_OFF_HOLD`]).
+    cut_off: Mutex<Option<(Instant, String)>>,
+    /// Allowances granted to a waiting request, and renewed ahead of need (for `/metrics`).
+    reserved_on_request: AtomicU64,
+    /// See `reserved_on_request`.
+    reserved_ahead: AtomicU64,
 }
 
 impl Guard {
@@ -107,6 +132,9 @@ impl Guard {
             clock,
             inner: Mutex::new(Inner::default()),
             reserving: tokio::sync::Mutex::new(()),
+            cut_off: Mutex::new(None),
+            reserved_on_request: AtomicU64::new(0),
+            reserved_ahead: AtomicU64::new(0),
         }
     }
 
@@ -178,13 +206,66 @@ impl Guard {
         bound: u64,
         limit: u64,
     ) -> Result<u64, GuardError> {
-        let _one_at_a_time = self.reserving.lock().await;
-        // Another request may have reserved while this one waited.
+        if let Some(reason) = self.recently_cut_off() {
+            return Err(GuardError::CutOff { reason });
+        }
+        let _one_at_a_time = match self.reserving.try_lock() {
+            Ok(g) => g,
+            // While the last reservation failed, one request at a time finds out whether the
+            // quorum is back; the others are refused at once rather than queued behind it.
+            Err(_) => match self.last_failure() {
+                Some(reason) => return Err(GuardError::CutOff { reason }),
+                None => self.reserving.lock().await,
+            },
+        };
+        // Another request (or the flusher's renewal) may have reserved while this one waited.
         if let Some(lease) = self.debit(key, bound) {
             return Ok(lease);
         }
-        let want = bound.max(limit / ALLOWANCE_SHARE_DIVISOR);
+        if let Some(reason) = self.recently_cut_off() {
+            return Err(GuardError::CutOff { reason });
+        }
         let requested_at = self.clock.now();
+        let (lease, granted) = self
+            .reserve(scope, bound.max(limit / ALLOWANCE_SHARE_DIVISOR))
+            .await?;
+        self.reserved_on_request.fetch_add(1, Ordering::Relaxed);
+        let fits = granted > 0 && granted >= bound;
+        let first_debit = if fits { bound } else { 0 };
+        self.install(scope, key, lease, granted, requested_at, first_debit);
+        if fits {
+            Ok(lease)
+        } else {
+            // Nothing left, or what is left of the budget is smaller than this request's bound.
+            Err(GuardError::Exhausted {
+                scope: key.to_owned(),
+            })
+        }
+    }
+
+    /// The reason of a reservation that failed for want of a quorum less than
+    /// [`CUT_OFF_HOLD`] ago.
+    fn recently_cut_off(&self) -> Option<String> {
+        let cut_off = match self.cut_off.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let (at, reason) = cut_off.as_ref()?;
+        (self.clock.now().saturating_duration_since(*at) < CUT_OFF_HOLD).then(|| reason.clone())
+    }
+
+    /// Why the last reservation failed, if it did (cleared by the next one that succeeds).
+    fn last_failure(&self) -> Option<String> {
+        let cut_off = match self.cut_off.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        cut_off.as_ref().map(|(_, reason)| reason.clone())
+    }
+
+    /// Reserves an allowance of `want` from `scope`'s budget through Raft, within
+    /// [`RESERVE_TIMEOUT`]. Returns the lease and what was granted (0: exhausted).
+    async fn reserve(&self, scope: &Scope, want: u64) -> Result<(u64, u64), GuardError> {
         let cmd = Command {
             at_ms: self.clock.unix_ms(),
             actor: None,
@@ -196,55 +277,112 @@ impl Guard {
             },
         };
         let resp = tokio::time::timeout(RESERVE_TIMEOUT, self.control.write(cmd)).await;
-        let (lease, granted) = match resp {
+        let reason = match resp {
             Ok(Ok(Response::Reserved {
                 lease,
                 granted_micros,
                 ..
-            })) => (lease, granted_micros),
-            Ok(Ok(other)) => {
-                return Err(GuardError::CutOff {
-                    reason: format!("unexpected reply to a reservation: {other:?}"),
-                });
+            })) => {
+                let mut cut_off = match self.cut_off.lock() {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+                *cut_off = None;
+                return Ok((lease, granted_micros));
             }
-            Ok(Err(e)) => {
-                return Err(GuardError::CutOff {
-                    reason: e.to_string(),
-                });
-            }
-            Err(_) => {
-                return Err(GuardError::CutOff {
-                    reason: "no quorum answered within 2 s".into(),
-                });
-            }
+            Ok(Ok(other)) => format!("unexpected reply to a reservation: {other:?}"),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "no quorum answered within 2 s".to_owned(),
         };
+        let mut cut_off = match self.cut_off.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        *cut_off = Some((self.clock.now(), reason.clone()));
+        Err(GuardError::CutOff { reason })
+    }
+
+    /// Installs a granted allowance as the one new requests use (older ones are retired and
+    /// released once idle), with `first_debit` already taken from it.
+    fn install(
+        &self,
+        scope: &Scope,
+        key: &str,
+        lease: u64,
+        granted: u64,
+        requested_at: Instant,
+        first_debit: u64,
+    ) {
         let mut inner = self.lock();
         let list = inner.held.entry(key.to_owned()).or_default();
-        // Older allowances stop taking new requests; they are released once idle.
         for old in list.iter_mut() {
             old.retired = true;
         }
         if granted == 0 {
-            return Err(GuardError::Exhausted {
-                scope: key.to_owned(),
-            });
+            // Nothing to hold; lease 0 names no allowance.
+            return;
         }
-        let fits = granted >= bound;
         list.push(Held {
+            scope: scope.clone(),
             lease,
             granted,
-            used: if fits { bound } else { 0 },
-            in_flight: u32::from(fits),
+            used: first_debit,
+            in_flight: u32::from(first_debit > 0),
             usable_until: requested_at + LOCAL_TTL,
             retired: false,
+            renewal_tried: false,
         });
-        if fits {
-            Ok(lease)
-        } else {
-            // What is left of the budget is smaller than this request's bound.
-            Err(GuardError::Exhausted {
-                scope: key.to_owned(),
-            })
+    }
+
+    /// Renews, ahead of need, every allowance in use that is half spent or near the end of its
+    /// local lifetime (one reservation per such scope), so the requests after it find a fresh
+    /// one instead of waiting for Raft. Skipped while cut off: the request path reports that.
+    async fn renew_ahead(&self) {
+        if self.recently_cut_off().is_some() {
+            return;
+        }
+        let now = self.clock.now();
+        let due: Vec<(String, Scope)> = {
+            let mut inner = self.lock();
+            inner
+                .held
+                .iter_mut()
+                .filter_map(|(key, list)| {
+                    let h = list
+                        .iter_mut()
+                        .rev()
+                        .find(|h| !h.retired && now < h.usable_until)?;
+                    let half_used = h.used.saturating_mul(2) >= h.granted;
+                    let ending = h.used > 0
+                        && h.usable_until.saturating_duration_since(now) < RENEW_BEFORE_END;
+                    if h.renewal_tried || !(half_used || ending) {
+                        return None;
+                    }
+                    h.renewal_tried = true;
+                    Some((key.clone(), h.scope.clone()))
+                })
+                .collect()
+        };
+        for (key, scope) in due {
+            let limit = {
+                let state = match self.control.state().read() {
+                    Ok(s) => s,
+                    Err(p) => p.into_inner(),
+                };
+                state.budgets.get(&key).map(|b| b.limit_micros)
+            };
+            let Some(limit) = limit else { continue };
+            let _one_at_a_time = self.reserving.lock().await;
+            let requested_at = self.clock.now();
+            match self.reserve(&scope, limit / ALLOWANCE_SHARE_DIVISOR).await {
+                // An exhausted budget grants nothing: keep using what is held until it runs out.
+                Ok((_, 0)) => {}
+                Ok((lease, granted)) => {
+                    self.reserved_ahead.fetch_add(1, Ordering::Relaxed);
+                    self.install(&scope, &key, lease, granted, requested_at, 0);
+                }
+                Err(_) => return,
+            }
         }
     }
 
@@ -334,6 +472,14 @@ impl Guard {
         }
     }
 
+    /// Reservations made so far: (while a request waited, ahead of need).
+    pub fn reservations(&self) -> (u64, u64) {
+        (
+            self.reserved_on_request.load(Ordering::Relaxed),
+            self.reserved_ahead.load(Ordering::Relaxed),
+        )
+    }
+
     /// Spend entries queued and not yet settled (tests and shutdown).
     pub fn pending_entries(&self) -> usize {
         self.lock().pending.len()
@@ -347,7 +493,10 @@ pub async fn run_flusher(guard: Arc<Guard>, cancel: tokio_util::sync::Cancellati
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
-            _ = tick.tick() => guard.flush().await,
+            _ = tick.tick() => {
+                guard.flush().await;
+                guard.renew_ahead().await;
+            }
         }
     }
     guard.flush().await;

@@ -358,6 +358,43 @@ impl ProcessCluster {
         self.nodes.get(&id).is_some_and(|n| n.child.is_some())
     }
 
+    /// Sends `signal` (`STOP`, `CONT`) to nodes `ids` with one `kill` command.
+    fn signal(&self, signal: &str, ids: &[u64]) -> anyhow::Result<()> {
+        let mut pids = Vec::new();
+        for id in ids {
+            let pid = self
+                .node(*id)?
+                .child
+                .as_ref()
+                .and_then(Child::id)
+                .with_context(|| format!("node {id} is not running"))?;
+            pids.push(pid.to_string());
+        }
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .args(&pids)
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -{signal} {} failed", pids.join(" "));
+        Ok(())
+    }
+
+    /// Freezes nodes `ids` (SIGSTOP): their sockets stay open but nothing answers, as with a
+    /// partition that drops packets. [`Self::resume`] undoes it.
+    ///
+    /// # Errors
+    /// When a node is not running or `kill` fails.
+    pub fn pause(&self, ids: &[u64]) -> anyhow::Result<()> {
+        self.signal("STOP", ids)
+    }
+
+    /// Lets frozen nodes run again (SIGCONT).
+    ///
+    /// # Errors
+    /// When a node is not running or `kill` fails.
+    pub fn resume(&self, ids: &[u64]) -> anyhow::Result<()> {
+        self.signal("CONT", ids)
+    }
+
     /// `kill -9` node `id` and reap it.
     ///
     /// # Errors

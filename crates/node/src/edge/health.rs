@@ -59,7 +59,11 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
             }
         })
         .collect();
-    let body = app.metrics.render(&routing.accounting, &lines);
+    let mut body = app.metrics.render(&routing.accounting, &lines);
+    let (on_request, ahead) = app.guard.reservations();
+    body.push_str(&format!(
+        "# HELP switchyard_budget_reservations_total Allowances reserved through Raft, by who waited: a request (path=\"request\") or nobody (renewed ahead of need by the flusher, path=\"ahead\").\n# TYPE switchyard_budget_reservations_total counter\nswitchyard_budget_reservations_total{{path=\"request\"}} {on_request}\nswitchyard_budget_reservations_total{{path=\"ahead\"}} {ahead}\n"
+    ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
