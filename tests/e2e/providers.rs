@@ -41,7 +41,7 @@ async fn provider_and_route_added_at_runtime_serve_on_every_node_with_the_key_se
         let provider = pb::ProviderInfo { name: "late".into(), kind: "openai".into(), base_url: format!("{late_url}/v1"), internal: true, ..Default::default() };
         let put = admin.put_provider(pb::PutProviderRequest { provider: Some(provider), api_key: UPSTREAM_KEY.into(), clear_api_key: false }).await?.into_inner();
         assert!(put.has_api_key && put.key_version == 1, "{put:?}");
-        let route = pb::RouteInfo { model: "late-model".into(), strategy: String::new(), targets: vec![pb::RouteTarget { provider: "late".into(), model: "gpt-4o-mini".into(), weight: 1 }], fallbacks: vec![], tier: String::new() };
+        let route = pb::RouteInfo { model: "late-model".into(), strategy: String::new(), targets: vec![pb::RouteTarget { provider: "late".into(), model: "gpt-4o-mini".into(), weight: 1 }], fallbacks: vec![], tier: String::new(), limits: None };
         admin.put_route(route).await?;
         let body = json!({"model": "late-model", "max_tokens": 3, "messages": [{"role": "user", "content": "hi"}]});
         for i in 0..3 {
@@ -126,6 +126,7 @@ async fn bad_provider_and_route_input_is_refused() -> anyhow::Result<()> {
             }],
             fallbacks: vec![],
             tier: String::new(),
+            limits: None,
         };
         assert_eq!(
             admin.put_route(route("ghost")).await.unwrap_err().code(),

@@ -360,3 +360,225 @@ async fn provider_rpm_quota_is_shared_by_demand_and_holds_cluster_wide() -> anyh
     .await
     .map_err(|_| anyhow::anyhow!("test exceeded 150 s"))?
 }
+
+/// Routing defaults per key and per route, overridden per request, and a key's limits a
+/// request cannot loosen:
+/// 1. A key whose default strategy is `cost` is served by the cheapest target although the
+///    route says priority; a request naming `priority` overrides the key's default.
+/// 2. The key is changed to strict residency in `eu`: within 1 s every node serves it only from
+///    `eu`, and a request asking for `us` (strict) gets a clear error instead of leaving `eu`.
+/// 3. A route default price cap keeps the pricey target out for every key; a request raising
+///    the cap overrides the route's default.
+#[tokio::test(flavor = "multi_thread")]
+async fn key_and_route_routing_defaults_with_request_overrides() -> anyhow::Result<()> {
+    bounded(async {
+        let c = TestCluster::builder()
+            .nodes(3)
+            .mock(
+                MockSpec::openai("eu-pricey", &["m"], 2_500_000, 10_000_000)
+                    .extra("region = \"eu\""),
+            )
+            .mock(MockSpec::openai("us-cheap", &["m"], 150_000, 600_000).extra("region = \"us\""))
+            .route(
+                "m",
+                "priority",
+                &[("eu-pricey", "m"), ("us-cheap", "m")],
+                &[],
+            )
+            .start()
+            .await?;
+        let mut admin = c.admin(1).await?;
+        let provider =
+            |r: &switchyard_testkit::Reply| r.header("x-switchyard-provider").unwrap_or_default();
+        let chat_key = |node: usize, key: String, headers: Vec<(&'static str, &'static str)>| {
+            let url = format!("{}/v1/chat/completions", c.url(node));
+            async move {
+                let auth = format!("Bearer {key}");
+                let mut h = vec![("authorization", auth.as_str())];
+                h.extend(headers);
+                post_json(&url, &h, &body("m")).await
+            }
+        };
+        // 1.
+        let created = admin
+            .create_key(pb::CreateKeyRequest {
+                name: "cost-first".into(),
+                strategy: "cost".into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        assert_eq!(
+            created.info.as_ref().map(|i| i.strategy.as_str()),
+            Some("cost")
+        );
+        let key = created.key.clone();
+        for node in 0..3 {
+            let r = eventually(Duration::from_secs(1), "key known", || async {
+                let r = chat_key(node, key.clone(), vec![]).await.ok()?;
+                (r.status == 200).then_some(r)
+            })
+            .await?;
+            assert_eq!(provider(&r), "us-cheap", "key default strategy cost");
+            let r = chat_key(
+                node,
+                key.clone(),
+                vec![("x-switchyard-strategy", "priority")],
+            )
+            .await?;
+            assert_eq!(
+                provider(&r),
+                "eu-pricey",
+                "the request overrides the key's default"
+            );
+        }
+        // 2.
+        let changed_at = std::time::Instant::now();
+        let info = admin
+            .set_key_routing(pb::SetKeyRoutingRequest {
+                id: created.id.clone(),
+                strategy: "cost".into(),
+                limits: Some(pb::RoutingLimits {
+                    regions: vec!["eu".into()],
+                    strict_residency: true,
+                    ..Default::default()
+                }),
+            })
+            .await?
+            .into_inner();
+        assert_eq!(info.limits.map(|l| l.regions), Some(vec!["eu".to_owned()]));
+        for node in 0..3 {
+            eventually(
+                Duration::from_secs(1),
+                "the key's residency on every node",
+                || async {
+                    let r = chat_key(node, key.clone(), vec![]).await.ok()?;
+                    (provider(&r) == "eu-pricey").then_some(())
+                },
+            )
+            .await?;
+        }
+        println!(
+            "key routing change applied on 3 nodes within {:?}",
+            changed_at.elapsed()
+        );
+        let us_before = c.mock_requests("us-cheap").await?;
+        for node in 0..3 {
+            let r = chat_key(node, key.clone(), vec![]).await?;
+            assert_eq!(
+                provider(&r),
+                "eu-pricey",
+                "cost strategy, but only within eu"
+            );
+            let r = chat_key(
+                node,
+                key.clone(),
+                vec![
+                    ("x-switchyard-regions", "us"),
+                    ("x-switchyard-residency", "strict"),
+                ],
+            )
+            .await?;
+            assert_eq!(r.status, 400, "{}", r.text());
+            assert_eq!(
+                r.json()["error"]["code"],
+                "no_allowed_target",
+                "{}",
+                r.text()
+            );
+        }
+        assert_eq!(
+            c.mock_requests("us-cheap").await?,
+            us_before,
+            "the key left eu"
+        );
+        // Bad routing input is refused with a clear status and changes nothing.
+        let err = admin
+            .set_key_routing(pb::SetKeyRoutingRequest {
+                id: created.id.clone(),
+                strategy: String::new(),
+                limits: Some(pb::RoutingLimits {
+                    strict_residency: true,
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect_err("strict residency without regions");
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        let err = admin
+            .set_key_routing(pb::SetKeyRoutingRequest {
+                id: created.id.clone(),
+                strategy: "fastest".into(),
+                limits: None,
+            })
+            .await
+            .expect_err("unknown strategy");
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        let err = admin
+            .set_key_routing(pb::SetKeyRoutingRequest {
+                id: "key_nope".into(),
+                ..Default::default()
+            })
+            .await
+            .expect_err("unknown key");
+        assert_eq!(err.code(), tonic::Code::NotFound);
+        // 3. A cap between the two blended prices (us-cheap 262,500; eu-pricey 4,375,000).
+        admin
+            .put_route(pb::RouteInfo {
+                model: "m".into(),
+                strategy: "priority".into(),
+                targets: ["eu-pricey", "us-cheap"]
+                    .iter()
+                    .map(|p| pb::RouteTarget {
+                        provider: (*p).into(),
+                        model: "m".into(),
+                        weight: 1,
+                    })
+                    .collect(),
+                fallbacks: vec![],
+                tier: String::new(),
+                limits: Some(pb::RoutingLimits {
+                    max_price_micros_per_mtok: 1_000_000,
+                    ..Default::default()
+                }),
+            })
+            .await?;
+        for node in 0..3 {
+            eventually(
+                Duration::from_secs(2),
+                "route cap on every node",
+                || async {
+                    let r = chat_with(&c, node, &[], "m").await.ok()?;
+                    (r.header("x-switchyard-provider").as_deref() == Some("us-cheap")).then_some(())
+                },
+            )
+            .await?;
+            let r = chat_with(
+                &c,
+                node,
+                &[("x-switchyard-max-price-micros-per-mtok", "5000000")],
+                "m",
+            )
+            .await?;
+            assert_eq!(
+                r.header("x-switchyard-provider").as_deref(),
+                Some("eu-pricey"),
+                "the request's cap overrides the route's default"
+            );
+        }
+        let routes = admin
+            .list_routes(pb::ListRoutesRequest {})
+            .await?
+            .into_inner();
+        assert_eq!(
+            routes.routes[0]
+                .limits
+                .as_ref()
+                .map(|l| l.max_price_micros_per_mtok),
+            Some(1_000_000)
+        );
+        c.shutdown().await;
+        Ok(())
+    })
+    .await
+}

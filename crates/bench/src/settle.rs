@@ -419,6 +419,8 @@ async fn set_up(leader: &Control, node: u64) -> anyhow::Result<u64> {
         tags: BTreeMap::new(),
         status: KeyStatus::Active,
         created_at_ms: unix_ms(),
+        strategy: None,
+        limits: switchyard_control::RoutingLimits::default(),
     };
     let scope = Scope::Key(KEY_ID.to_owned());
     let ops = [

@@ -120,6 +120,29 @@ pub struct KeyRecord {
     pub status: KeyStatus,
     /// When created.
     pub created_at_ms: u64,
+    /// Strategy for this key's requests when a request names none (else the route's).
+    #[serde(default)]
+    pub strategy: Option<String>,
+    /// Routing limits every request of this key is held to; a request can tighten them but
+    /// never loosen them (data residency, price and latency caps).
+    #[serde(default)]
+    pub limits: RoutingLimits,
+}
+
+/// Routing limits stored with a key (a policy requests cannot loosen) or a route (defaults
+/// requests override field by field): the router's constraints as plain replicated data, so the
+/// control plane does not depend on the router.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RoutingLimits {
+    /// Highest blended price a target may have, micro-dollars per million tokens.
+    pub max_price_micros_per_mtok: Option<u64>,
+    /// Highest measured p95 latency a target may have, ms.
+    pub max_p95_ms: Option<u64>,
+    /// Regions to serve from; empty: anywhere.
+    pub regions: Vec<String>,
+    /// Never leave `regions` (else they are a preference).
+    pub strict_residency: bool,
 }
 
 /// Admin roles, from most to least powerful.
@@ -218,6 +241,9 @@ pub struct RouteSpec {
     /// Tier for `model: "auto"` (`small`, `medium`, `large`).
     #[serde(default)]
     pub tier: Option<String>,
+    /// Default routing limits; a request overrides them field by field.
+    #[serde(default)]
+    pub limits: RoutingLimits,
 }
 
 /// A change to the replicated state.
@@ -229,6 +255,15 @@ pub enum Op {
     RevokeKey {
         /// Key id.
         id: String,
+    },
+    /// Replaces a key's routing defaults: its strategy and its limits.
+    SetKeyRouting {
+        /// Key id.
+        id: String,
+        /// Default strategy (`None`: the route's).
+        strategy: Option<String>,
+        /// Limits its requests are held to.
+        limits: RoutingLimits,
     },
     /// Replaces a key's secret (digest and prefix); the old secret stops working.
     RotateKey {
@@ -330,6 +365,14 @@ impl Op {
             Op::CreateKey(k) => format!("create key {} ({})", k.id, k.name),
             Op::RevokeKey { id } => format!("revoke key {id}"),
             Op::RotateKey { id, .. } => format!("rotate key {id}"),
+            Op::SetKeyRouting {
+                id,
+                strategy,
+                limits,
+            } => format!(
+                "set key {id} routing: strategy {}, {limits:?}",
+                strategy.as_deref().unwrap_or("(route's)")
+            ),
             Op::SetBudget {
                 scope,
                 limit_micros,

@@ -163,7 +163,7 @@ impl Control {
                     {
                         let ttl = self.inner.config.write_timeout;
                         match self.inner.peers.propose(&node, &cmd, ttl).await {
-                            Forwarded::Applied(response) => return Ok(response),
+                            Forwarded::Applied(response) => return Ok(*response),
                             Forwarded::Failed(e) => return Err(e),
                             Forwarded::Retry => {}
                         }

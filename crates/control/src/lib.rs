@@ -35,7 +35,7 @@ pub mod type_config;
 
 pub use command::{
     Command, KeyRecord, KeyStatus, Op, Period, ProviderSpec, Rejection, Response, Role, RouteSpec,
-    Scope, SpendEntry,
+    RoutingLimits, Scope, SpendEntry,
 };
 pub use control::{Control, ControlConfig, MemberRole};
 pub use error::{ControlError, LEADER_GRPC_METADATA};

@@ -232,6 +232,18 @@ impl State {
                 }
                 None => Response::Rejected(Rejection::NotFound(format!("key {id}"))),
             },
+            Op::SetKeyRouting {
+                id,
+                strategy,
+                limits,
+            } => match self.keys.get_mut(id) {
+                Some(k) => {
+                    k.strategy.clone_from(strategy);
+                    k.limits = limits.clone();
+                    Response::Key(k.clone())
+                }
+                None => Response::Rejected(Rejection::NotFound(format!("key {id}"))),
+            },
             Op::RotateKey {
                 id,
                 digest_hex,
@@ -615,6 +627,8 @@ mod tests {
             tags: BTreeMap::new(),
             status: KeyStatus::Active,
             created_at_ms: 0,
+            strategy: None,
+            limits: crate::RoutingLimits::default(),
         }
     }
 

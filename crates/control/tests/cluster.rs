@@ -162,6 +162,8 @@ fn create_key(id: &str) -> Command {
             tags: BTreeMap::new(),
             status: KeyStatus::Active,
             created_at_ms: 1,
+            strategy: None,
+            limits: switchyard_control::RoutingLimits::default(),
         }),
     }
 }

@@ -72,6 +72,8 @@ fn key_command(id: &str) -> Command {
             tags: BTreeMap::new(),
             status: KeyStatus::Active,
             created_at_ms: 1,
+            strategy: None,
+            limits: switchyard_control::RoutingLimits::default(),
         }),
     }
 }

@@ -154,6 +154,8 @@ fn key_info(k: &KeyRecord) -> pb::KeyInfo {
         tags: k.tags.clone().into_iter().collect(),
         status: k.status.as_str().to_owned(),
         created_at_ms: k.created_at_ms,
+        strategy: k.strategy.clone().unwrap_or_default(),
+        limits: Some(routing::limits_info(&k.limits)),
     }
 }
 
@@ -325,6 +327,8 @@ impl AdminService for AdminApi {
             ));
         }
         let period = period_of(&r.period)?;
+        let strategy = routing::strategy_name(&r.strategy)?;
+        let limits = routing::routing_limits(r.limits)?;
         let (secret, digest_hex, prefix) = new_secret(&self.digester);
         let record = KeyRecord {
             id: format!("key_{}", random_hex(8)),
@@ -340,6 +344,8 @@ impl AdminService for AdminApi {
             tags: r.tags.into_iter().collect::<BTreeMap<_, _>>(),
             status: KeyStatus::Active,
             created_at_ms: self.app.clock.unix_ms(),
+            strategy,
+            limits,
         };
         let id = record.id.clone();
         // Key and budget in one entry: no node may ever see the key without its budget.
@@ -407,6 +413,27 @@ impl AdminService for AdminApi {
             return Err(Status::invalid_argument("id is required"));
         }
         match self.write(actor, Op::RevokeKey { id }).await? {
+            Response::Key(k) => Ok(tonic::Response::new(key_info(&k))),
+            other => Err(Status::internal(format!("unexpected reply: {other:?}"))),
+        }
+    }
+
+    async fn set_key_routing(
+        &self,
+        req: Request<pb::SetKeyRoutingRequest>,
+    ) -> Result<tonic::Response<pb::KeyInfo>, Status> {
+        // Routing defaults hold no secret: operators may change them.
+        let actor = self.authorize(&req, Role::Operator)?;
+        let r = req.into_inner();
+        if r.id.is_empty() {
+            return Err(Status::invalid_argument("id is required"));
+        }
+        let op = Op::SetKeyRouting {
+            id: r.id,
+            strategy: routing::strategy_name(&r.strategy)?,
+            limits: routing::routing_limits(r.limits)?,
+        };
+        match self.write(actor, op).await? {
             Response::Key(k) => Ok(tonic::Response::new(key_info(&k))),
             other => Err(Status::internal(format!("unexpected reply: {other:?}"))),
         }

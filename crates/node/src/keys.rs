@@ -120,6 +120,8 @@ impl KeyStore {
                     tags: BTreeMap::new(),
                     status: KeyStatus::Active,
                     created_at_ms: now_ms,
+                    strategy: None,
+                    limits: switchyard_control::RoutingLimits::default(),
                 }))
             })
             .collect()

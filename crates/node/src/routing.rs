@@ -10,13 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_control::sealing::{Keyring, SealError};
-use switchyard_control::{Op, ProviderSpec, RouteSpec};
+use switchyard_control::{Op, ProviderSpec, RouteSpec, RoutingLimits};
 use switchyard_core::clock::SharedClock;
 use switchyard_core::{PricingCatalog, TcpTransport};
 use switchyard_provider::config::ModelPriceToml;
 use switchyard_provider::{ProviderConfigToml, ProviderSet};
 use switchyard_router::route::TargetToml;
-use switchyard_router::{RouteConfigToml, RouteTable};
+use switchyard_router::{Constraints, RouteConfigToml, RouteTable};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -118,6 +118,27 @@ pub fn route_spec_from_toml(r: &RouteConfigToml) -> RouteSpec {
             .collect(),
         fallbacks: r.fallbacks.clone(),
         tier: r.tier.clone(),
+        limits: limits_of(&r.constraints),
+    }
+}
+
+/// Replicated routing limits from the router's constraints.
+pub fn limits_of(c: &Constraints) -> RoutingLimits {
+    RoutingLimits {
+        max_price_micros_per_mtok: c.max_price_micros_per_mtok,
+        max_p95_ms: c.max_p95_ms,
+        regions: c.regions.clone(),
+        strict_residency: c.strict_residency,
+    }
+}
+
+/// The router's constraints from replicated routing limits.
+pub fn constraints_of(l: &RoutingLimits) -> Constraints {
+    Constraints {
+        max_price_micros_per_mtok: l.max_price_micros_per_mtok,
+        max_p95_ms: l.max_p95_ms,
+        regions: l.regions.clone(),
+        strict_residency: l.strict_residency,
     }
 }
 
@@ -180,6 +201,7 @@ fn route_toml(r: &RouteSpec) -> RouteConfigToml {
             .collect(),
         fallbacks: r.fallbacks.clone(),
         tier: r.tier.clone(),
+        constraints: constraints_of(&r.limits),
     }
 }
 

@@ -29,6 +29,9 @@ pub struct RouteConfigToml {
     /// Tier for `model: "auto"` (`small`, `medium`, `large`); untiered routes are never picked
     /// by `auto`.
     pub tier: Option<String>,
+    /// Default constraints (`max_price_micros_per_mtok`, `max_p95_ms`, `regions`,
+    /// `strict_residency`); a request overrides them field by field.
+    pub constraints: Constraints,
 }
 
 /// The raw form of one target.
@@ -151,7 +154,7 @@ impl RouteTable {
                     targets,
                     fallbacks: r.fallbacks.clone(),
                     tier,
-                    constraints: Constraints::default(),
+                    constraints: r.constraints.clone(),
                 },
             );
         }

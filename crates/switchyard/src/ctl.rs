@@ -175,12 +175,48 @@ enum RoutesVerb {
         /// Tier for `model: "auto"`: small, medium or large.
         #[arg(long, default_value = "")]
         tier: String,
+        /// Default limits; a request overrides them field by field.
+        #[command(flatten)]
+        limits: LimitsArgs,
     },
     /// Removes a route.
     Remove {
         /// Public model name.
         model: String,
     },
+}
+
+/// Routing limits of a key or a route.
+#[derive(clap::Args)]
+struct LimitsArgs {
+    /// Highest blended price (3 input : 1 output), micro-dollars per million tokens.
+    #[arg(long)]
+    max_price_micros_per_mtok: Option<u64>,
+    /// Highest measured p95 latency, ms.
+    #[arg(long)]
+    max_p95_ms: Option<u64>,
+    /// Regions to serve from, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    regions: Vec<String>,
+    /// `strict` (never leave the regions) or `prefer` (the default).
+    #[arg(long, default_value = "prefer")]
+    residency: String,
+}
+
+impl LimitsArgs {
+    fn into_pb(self) -> anyhow::Result<pb::RoutingLimits> {
+        let strict_residency = match self.residency.as_str() {
+            "strict" => true,
+            "prefer" => false,
+            other => bail!("--residency {other:?}: expected strict or prefer"),
+        };
+        Ok(pb::RoutingLimits {
+            max_price_micros_per_mtok: self.max_price_micros_per_mtok.unwrap_or(0),
+            max_p95_ms: self.max_p95_ms.unwrap_or(0),
+            regions: self.regions,
+            strict_residency,
+        })
+    }
 }
 
 fn provider_request(f: ProviderFields) -> anyhow::Result<pb::PutProviderRequest> {
@@ -284,6 +320,24 @@ enum KeysVerb {
         /// Tags, k=v, comma-separated.
         #[arg(long, value_delimiter = ',')]
         tags: Vec<String>,
+        /// Default strategy for its requests (else the route's): priority, weighted,
+        /// least-busy, latency, cost or balanced.
+        #[arg(long, default_value = "")]
+        strategy: String,
+        /// Limits its requests can tighten but never loosen.
+        #[command(flatten)]
+        limits: LimitsArgs,
+    },
+    /// Replaces a key's default strategy and routing limits (on every node within a second).
+    SetRouting {
+        /// Key id.
+        id: String,
+        /// Default strategy for its requests; empty: the route's.
+        #[arg(long, default_value = "")]
+        strategy: String,
+        /// Limits its requests can tighten but never loosen (flags left out: no such limit).
+        #[command(flatten)]
+        limits: LimitsArgs,
     },
     /// Lists keys.
     List {
@@ -445,6 +499,8 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
                 tpm,
                 models,
                 tags,
+                strategy,
+                limits,
             } => {
                 let budget_micros = match budget_usd {
                     Some(b) => {
@@ -472,9 +528,26 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
                     tags: tag_map,
                     budget_micros,
                     period,
+                    strategy,
+                    limits: Some(limits.into_pb()?),
                 };
                 output::created_key(client.create_key(req).await.map_err(err)?.into_inner())
             }
+            KeysVerb::SetRouting {
+                id,
+                strategy,
+                limits,
+            } => output::key(
+                client
+                    .set_key_routing(pb::SetKeyRoutingRequest {
+                        id,
+                        strategy,
+                        limits: Some(limits.into_pb()?),
+                    })
+                    .await
+                    .map_err(err)?
+                    .into_inner(),
+            ),
             KeysVerb::List { team } => output::keys(
                 client
                     .list_keys(pb::ListKeysRequest {
@@ -620,6 +693,7 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
                 targets,
                 fallbacks,
                 tier,
+                limits,
             } => {
                 let targets = targets
                     .iter()
@@ -648,6 +722,7 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
                             targets,
                             fallbacks,
                             tier,
+                            limits: Some(limits.into_pb()?),
                         })
                         .await
                         .map_err(err)?

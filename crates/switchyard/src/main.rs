@@ -28,7 +28,7 @@ enum Command {
     /// Run the mock LLM provider.
     Mock(mock::MockArgs),
     /// Administer a cluster over gRPC.
-    Ctl(ctl::CtlArgs),
+    Ctl(Box<ctl::CtlArgs>),
 }
 
 /// Exit code for bad usage or configuration (sysexits EX_USAGE).
@@ -52,7 +52,7 @@ fn main() {
             Command::Serve(args) => serve::run(args).await,
             Command::Cluster { command } => cluster::run(command).await,
             Command::Mock(args) => mock::run(args).await,
-            Command::Ctl(args) => ctl::run(args).await,
+            Command::Ctl(args) => ctl::run(*args).await,
         }
     });
     if let Err(e) = result {

@@ -3,7 +3,7 @@
 //! and are never returned: listings show only whether a key is set and which master key version
 //! sealed it.
 
-use switchyard_control::{ProviderSpec, RouteSpec};
+use switchyard_control::{ProviderSpec, RouteSpec, RoutingLimits};
 use switchyard_core::Secret;
 use switchyard_proto::pb;
 use tonic::Status;
@@ -56,7 +56,63 @@ pub fn route_info(r: &RouteSpec) -> pb::RouteInfo {
             .collect(),
         fallbacks: r.fallbacks.clone(),
         tier: r.tier.clone().unwrap_or_default(),
+        limits: Some(limits_info(&r.limits)),
     }
+}
+
+/// Routing limits as shown and sent (0 = no cap).
+pub fn limits_info(l: &RoutingLimits) -> pb::RoutingLimits {
+    pb::RoutingLimits {
+        max_price_micros_per_mtok: l.max_price_micros_per_mtok.unwrap_or(0),
+        max_p95_ms: l.max_p95_ms.unwrap_or(0),
+        regions: l.regions.clone(),
+        strict_residency: l.strict_residency,
+    }
+}
+
+/// Validates routing limits from an admin call (absent: none).
+///
+/// # Errors
+/// `InvalidArgument` for an empty region name, or strict residency without regions (it would
+/// allow nothing).
+pub fn routing_limits(l: Option<pb::RoutingLimits>) -> Result<RoutingLimits, Status> {
+    let Some(l) = l else {
+        return Ok(RoutingLimits::default());
+    };
+    let regions: Vec<String> = l.regions.iter().map(|r| r.trim().to_owned()).collect();
+    if regions.iter().any(String::is_empty) {
+        return Err(Status::invalid_argument(
+            "limits.regions must not contain empty names",
+        ));
+    }
+    if l.strict_residency && regions.is_empty() {
+        return Err(Status::invalid_argument(
+            "limits.strict_residency needs at least one region (it would allow no provider)",
+        ));
+    }
+    Ok(RoutingLimits {
+        max_price_micros_per_mtok: (l.max_price_micros_per_mtok > 0)
+            .then_some(l.max_price_micros_per_mtok),
+        max_p95_ms: (l.max_p95_ms > 0).then_some(l.max_p95_ms),
+        regions,
+        strict_residency: l.strict_residency,
+    })
+}
+
+/// Checks a strategy name from an admin call (empty: none).
+///
+/// # Errors
+/// `InvalidArgument` for a name the router does not know.
+pub fn strategy_name(s: &str) -> Result<Option<String>, Status> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    if switchyard_router::Strategy::parse(s).is_none() {
+        return Err(Status::invalid_argument(format!(
+            "unknown strategy {s:?} (expected priority, weighted, least-busy, latency, cost or balanced)"
+        )));
+    }
+    Ok(Some(s.to_owned()))
 }
 
 /// Validates a put request and builds the spec to propose, sealing a new key or keeping the
@@ -147,12 +203,8 @@ pub fn route_spec(r: pb::RouteInfo) -> Result<RouteSpec, Status> {
             r.tier
         )));
     }
-    if !r.strategy.is_empty() && switchyard_router::Strategy::parse(&r.strategy).is_none() {
-        return Err(Status::invalid_argument(format!(
-            "unknown strategy {:?}",
-            r.strategy
-        )));
-    }
+    let strategy = strategy_name(&r.strategy)?;
+    let limits = routing_limits(r.limits)?;
     let mut targets = Vec::new();
     for t in r.targets {
         if t.provider.is_empty() {
@@ -167,9 +219,10 @@ pub fn route_spec(r: pb::RouteInfo) -> Result<RouteSpec, Status> {
     }
     Ok(RouteSpec {
         model: r.model,
-        strategy: (!r.strategy.is_empty()).then_some(r.strategy),
+        strategy,
         targets,
         fallbacks: r.fallbacks,
         tier: (!r.tier.is_empty()).then_some(r.tier),
+        limits,
     })
 }

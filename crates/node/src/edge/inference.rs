@@ -140,14 +140,17 @@ async fn serve(
     if facts.model != AUTO_MODEL && !crate::keys::allows(&key, &facts.model) {
         return Err(EdgeError::ModelNotAllowed(facts.model));
     }
-    let strategy = strategy_hint(headers, hints.as_ref())?;
+    // The request's strategy, else the key's default, else (in the plan) the route's.
+    let strategy = strategy_hint(headers, hints.as_ref())?
+        .or_else(|| key.strategy.as_deref().and_then(Strategy::parse));
     // The routing set this request uses from start to end, even if it is swapped meanwhile.
     let routing = app.routing();
     let now = app.clock.now();
     let options = PlanOptions {
         strategy,
         constraints: constraint_hints(headers, hints.as_ref())?,
-        policy: Constraints::default(),
+        // The key's limits: a request can tighten them, never loosen them.
+        policy: crate::routing::constraints_of(&key.limits),
     };
     // The cluster-wide view (every node's reports merged), read as one snapshot.
     let cluster = app.stats.snapshot();

@@ -17,6 +17,7 @@ fn table() -> RouteTable {
             targets: vec![t("a", "s-a"), t("b", "s-b")],
             fallbacks: vec!["big".into()],
             tier: None,
+            constraints: Default::default(),
         },
         RouteConfigToml {
             model: "big".into(),
@@ -24,6 +25,7 @@ fn table() -> RouteTable {
             targets: vec![t("c", "b-c"), t("a", "s-a")],
             fallbacks: vec!["small".into()],
             tier: None,
+            constraints: Default::default(),
         },
     ];
     let mut errors = vec![];
@@ -103,6 +105,7 @@ fn route_validation_names_every_problem() {
         }],
         fallbacks: vec!["missing".into()],
         tier: None,
+        constraints: Default::default(),
     }];
     let mut errors = vec![];
     RouteTable::build(raw, &|p| p != "ghost", &mut errors);
@@ -132,6 +135,7 @@ fn regional_table() -> RouteTable {
         targets: vec![t("dear-eu"), t("cheap-us"), t("mid-eu")],
         fallbacks: vec![],
         tier: None,
+        constraints: Default::default(),
     }];
     let mut errors = vec![];
     let table = RouteTable::build(raw, &|_| true, &mut errors);
@@ -366,6 +370,7 @@ fn tiered_table() -> RouteTable {
         targets: vec![t(p, model)],
         fallbacks: vec![],
         tier: None,
+        constraints: Default::default(),
     };
     let raw = vec![
         route("mini", "a"),
@@ -482,8 +487,8 @@ mod properties {
             let providers = ["p0", "p1", "p2", "p3", "p4"];
             let t = |p: &str| TargetToml { provider: p.into(), model: None, weight: Some(2) };
             let raw = vec![
-                RouteConfigToml { model: "x".into(), strategy: None, targets: vec![t("p0"), t("p1"), t("p2")], fallbacks: vec!["y".into()], tier: None },
-                RouteConfigToml { model: "y".into(), strategy: Some("balanced".into()), targets: vec![t("p3"), t("p4"), t("p0")], fallbacks: vec!["x".into()], tier: None },
+                RouteConfigToml { model: "x".into(), strategy: None, targets: vec![t("p0"), t("p1"), t("p2")], fallbacks: vec!["y".into()], tier: None, constraints: Default::default() },
+                RouteConfigToml { model: "y".into(), strategy: Some("balanced".into()), targets: vec![t("p3"), t("p4"), t("p0")], fallbacks: vec!["x".into()], tier: None, constraints: Default::default() },
             ];
             let table = RouteTable::build(raw, &|_| true, &mut vec![]);
             let view = |tg: &Target| {

@@ -61,6 +61,18 @@ fn key_json(k: &pb::KeyInfo) -> Value {
     json!({
         "id": k.id, "prefix": k.prefix, "name": k.name, "owner": k.owner, "team": k.team, "models": k.models,
         "rpm": k.rpm, "tpm": k.tpm, "expires_at_ms": k.expires_at_ms, "tags": k.tags, "status": k.status, "created_at_ms": k.created_at_ms,
+        "strategy": k.strategy, "limits": limits_json(k.limits.as_ref()),
+    })
+}
+
+/// Routing limits (`null` caps when unset).
+fn limits_json(l: Option<&pb::RoutingLimits>) -> Value {
+    let l = l.cloned().unwrap_or_default();
+    json!({
+        "max_price_micros_per_mtok": (l.max_price_micros_per_mtok > 0).then_some(l.max_price_micros_per_mtok),
+        "max_p95_ms": (l.max_p95_ms > 0).then_some(l.max_p95_ms),
+        "regions": l.regions,
+        "residency": if l.strict_residency { "strict" } else { "prefer" },
     })
 }
 
@@ -228,7 +240,8 @@ pub fn routes(rs: Vec<pb::RouteInfo>) -> Out {
     }
     Out {
         json: json!({"routes": rs.iter().map(|r| json!({
-            "model": r.model, "strategy": r.strategy, "fallbacks": r.fallbacks,
+            "model": r.model, "strategy": r.strategy, "fallbacks": r.fallbacks, "tier": r.tier,
+            "limits": limits_json(r.limits.as_ref()),
             "targets": r.targets.iter().map(|t| json!({"provider": t.provider, "model": t.model, "weight": t.weight})).collect::<Vec<_>>(),
         })).collect::<Vec<_>>()}),
         table: table.trim_end().to_owned(),
