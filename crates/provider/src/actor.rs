@@ -58,6 +58,8 @@ pub enum ProviderMsg {
     Outcome(Outcome),
     /// Periodic: refill rate tokens, rotate windows, publish.
     Tick,
+    /// The inbox filled up: take what it holds.
+    Drain,
     /// The open period may be over: probe the upstream.
     ProbeDue,
     /// An active probe's verdict.
@@ -127,6 +129,57 @@ pub struct ProviderArgs<T: Transport> {
     pub tracker: TaskTracker,
     /// How many times this provider's actor was restarted before this start.
     pub restarts: u32,
+    /// Successful outcomes the request path left without waking the actor; it survives
+    /// restarts with the rest of the arguments.
+    pub inbox: Arc<Inbox>,
+}
+
+/// Outcomes that change no decision right away (successes that are not half-open probes): the
+/// request path appends them here instead of casting a message, which would wake the actor's
+/// task (often on the other core) once per request. The actor takes the lot before it handles
+/// any other outcome (so a failure is never judged without the successes before it), on every
+/// tick, and before it reports stats or a snapshot. Pushing is one short, uncontended lock.
+#[derive(Debug, Default)]
+pub struct Inbox {
+    /// Outcomes not yet taken; the actor swaps the vector out.
+    outcomes: std::sync::Mutex<Vec<Outcome>>,
+}
+
+/// Outcomes an inbox holds before the request path wakes the actor anyway (a few kB at most,
+/// and one wake per this many requests under load).
+const INBOX_WAKE_AT: usize = 1024;
+
+impl Inbox {
+    /// Adds one outcome; `true` when the actor should be woken to take them.
+    pub(crate) fn push(&self, o: Outcome) -> bool {
+        let mut v = match self.outcomes.lock() {
+            Ok(v) => v,
+            Err(p) => p.into_inner(),
+        };
+        v.push(o);
+        v.len() >= INBOX_WAKE_AT
+    }
+
+    fn take(&self) -> Vec<Outcome> {
+        let mut v = match self.outcomes.lock() {
+            Ok(v) => v,
+            Err(p) => p.into_inner(),
+        };
+        std::mem::take(&mut *v)
+    }
+}
+
+/// Sends an outcome to `actor`: quietly through `inbox` when it changes no decision right away,
+/// else as a message. Lost if the actor is restarting (one sample, never a request).
+pub(crate) fn report_outcome(actor: Option<&ActorRef<ProviderMsg>>, inbox: &Inbox, o: Outcome) {
+    let Some(actor) = actor else { return };
+    if o.class == OutcomeClass::Ok && !o.probe {
+        if inbox.push(o) {
+            let _ = actor.cast(ProviderMsg::Drain);
+        }
+    } else {
+        let _ = actor.cast(ProviderMsg::Outcome(o));
+    }
 }
 
 /// All of the actor's mutable state. Nothing outside `handle` touches it.
@@ -191,8 +244,14 @@ impl<T: Transport> Actor for ProviderActor<T> {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        // Outcomes in the inbox happened before this message was sent or alongside it: account
+        // for them first, so every decision below sees them.
+        for o in state.args.inbox.take() {
+            state.on_outcome(&myself, o);
+        }
         match msg {
             ProviderMsg::Outcome(o) => state.on_outcome(&myself, o),
+            ProviderMsg::Drain => {}
             ProviderMsg::Tick => state.on_tick(&myself),
             ProviderMsg::ProbeDue => state.maybe_probe(&myself),
             ProviderMsg::ProbeResult(healthy) => state.on_probe_result(&myself, healthy),

@@ -16,7 +16,7 @@ use switchyard_wire::Usage;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
-use crate::actor::{Outcome, ProviderArgs, ProviderMsg};
+use crate::actor::{Inbox, Outcome, ProviderArgs, ProviderMsg, report_outcome};
 use crate::adapter;
 use crate::call::{CallError, CallOk, CallRequest, Endpoint, StreamEnd};
 use crate::config::ProviderConfig;
@@ -41,6 +41,8 @@ pub struct ProviderHandle<T: Transport = TcpTransport> {
     snapshot: watch::Receiver<ProviderSnapshot>,
     /// The actor's current incarnation, kept current by the supervisor.
     actor: ActorSlot,
+    /// Where successes go without waking the actor (see [`Inbox`]); the actor holds the same.
+    inbox: Arc<Inbox>,
     upstream: Upstream<T>,
     clock: SharedClock,
 }
@@ -68,9 +70,7 @@ impl<T: Transport> ProviderHandle<T> {
     /// is lost, which costs one sample, never a request.
     pub fn report(&self, outcome: Outcome) {
         let actor = self.actor.read().ok().and_then(|g| g.clone());
-        if let Some(a) = actor {
-            let _ = a.cast(ProviderMsg::Outcome(outcome));
-        }
+        report_outcome(actor.as_ref(), &self.inbox, outcome);
     }
 
     /// Asks the actor for its snapshot (tests and admin only; never on the request path).
@@ -200,23 +200,23 @@ impl<T: Transport> ProviderHandle<T> {
         let created = self.clock.unix_s();
         if req.stream {
             let me_actor = Arc::clone(&self.actor);
+            let inbox = Arc::clone(&self.inbox);
             let stream_model = Arc::clone(&model);
             let (reserved, probe) = (permit.reserved_tokens, permit.probe);
             let hook = Box::new(move |end: StreamEnd| {
                 let actor = me_actor.read().ok().and_then(|g| g.clone());
-                if let Some(a) = actor {
-                    let _ = a.cast(ProviderMsg::Outcome(Outcome {
-                        model: Arc::clone(&stream_model),
-                        retry,
-                        class: end.class,
-                        ttft: end.ttft,
-                        total: end.total,
-                        tokens: end.usage.prompt_tokens + end.usage.completion_tokens,
-                        reserved_tokens: reserved,
-                        retry_after: None,
-                        probe,
-                    }));
-                }
+                let outcome = Outcome {
+                    model: Arc::clone(&stream_model),
+                    retry,
+                    class: end.class,
+                    ttft: end.ttft,
+                    total: end.total,
+                    tokens: end.usage.prompt_tokens + end.usage.completion_tokens,
+                    reserved_tokens: reserved,
+                    retry_after: None,
+                    probe,
+                };
+                report_outcome(actor.as_ref(), &inbox, outcome);
             });
             let mut stream = UpstreamStream::new(StreamParts {
                 body: resp.into_body(),
@@ -344,6 +344,7 @@ impl<T: Transport> ProviderSet<T> {
             let gate = Arc::new(Gate::new(epoch, cfg.rpm, cfg.tpm, cfg.max_in_flight));
             let (tx, rx) = watch::channel(ProviderSnapshot::default());
             let slot: ActorSlot = Arc::new(RwLock::new(None));
+            let inbox = Arc::new(Inbox::default());
             children.push(Child {
                 args: ProviderArgs {
                     config: Arc::clone(&cfg),
@@ -353,6 +354,7 @@ impl<T: Transport> ProviderSet<T> {
                     clock: Arc::clone(&clock),
                     tracker: tracker.clone(),
                     restarts: 0,
+                    inbox: Arc::clone(&inbox),
                 },
                 slot: Arc::clone(&slot),
             });
@@ -362,6 +364,7 @@ impl<T: Transport> ProviderSet<T> {
                 gate,
                 snapshot: rx,
                 actor: slot,
+                inbox,
                 upstream: upstream.clone(),
                 clock: Arc::clone(&clock),
             }));
