@@ -579,6 +579,8 @@ async fn hard_cap_holds_under_64_concurrent_clients() -> anyhow::Result<()> {
 /// 5. The killed node restarts; within 10 s every request the surviving nodes answered is
 ///    settled, the budget (settled spend plus what outstanding allowances, the killed node's
 ///    included, still hold) covers the whole bill, and it never shows more than its limit.
+/// 6. Once no allowance is outstanding (the killed leader's expire after 30 s and are charged in
+///    full), the spend `ctl spend --key` reports covers the whole bill.
 #[tokio::test(flavor = "multi_thread")]
 async fn hard_cap_holds_with_the_leader_killed_halfway() -> anyhow::Result<()> {
     let cluster = ProcessCluster::start(3).await?;
@@ -606,9 +608,45 @@ async fn hard_cap_holds_with_the_leader_killed_halfway() -> anyhow::Result<()> {
                 run.ledger_total,
                 CATCH_UP,
             )
-            .await
+            .await?;
+            // 6.
+            spend_report_covers_the_bill_once_allowances_end(&*c, &id, run.ledger_total).await
         })
         .await
+}
+
+/// Once every allowance has ended (released by its holder, or expired and charged in full by
+/// the leader: the killed leader's unsettled ones after their 30 s lifetime), the spend `ctl`
+/// reports for the key covers everything the mock billed, and stays within the budget.
+#[expect(
+    clippy::print_stdout,
+    reason = "the test prints the figures it measured"
+)]
+async fn spend_report_covers_the_bill_once_allowances_end(
+    c: &ProcessCluster,
+    id: &str,
+    ledger_total: u64,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (spent, settled, expired) = eventually(
+        Duration::from_secs(45),
+        "every allowance released or expired",
+        || async {
+            let (spent, reserved, settled, expired) = accounts(c, id).await.ok()?;
+            (reserved == 0).then_some((spent, settled, expired))
+        },
+    )
+    .await?;
+    println!(
+        "after {:?} no allowance is outstanding: the spend report shows {settled} µ$ settled + {expired} µ$ charged for expired allowances (budget spent {spent}), mock ledger {ledger_total} µ$",
+        started.elapsed()
+    );
+    anyhow::ensure!(
+        settled + expired >= ledger_total,
+        "the spend ctl reports ({settled} + {expired} expired) is short of the {ledger_total} µ$ the mock billed"
+    );
+    anyhow::ensure!(spent >= ledger_total && spent <= CAP_MICROS);
+    Ok(())
 }
 
 /// The highest index a node's log says it purged up to (openraft at info:

@@ -568,7 +568,16 @@ impl AdminService for AdminApi {
             .into_iter()
             .map(|(name, spent_micros)| pb::SpendRow { name, spent_micros })
             .collect();
-        let expired_charges_micros = state.spend.expired_charges_micros.values().sum();
+        // Charges for allowances that expired unsettled are kept by budget scope: with a key or
+        // team filter, only that budget's.
+        let scope = only.as_ref().map(|name| format!("{dim}:{name}"));
+        let expired_charges_micros = state
+            .spend
+            .expired_charges_micros
+            .iter()
+            .filter(|(s, _)| scope.as_deref().is_none_or(|want| want == s.as_str()))
+            .map(|(_, micros)| micros)
+            .sum();
         Ok(tonic::Response::new(pb::SpendReply {
             spent_micros,
             rows,
