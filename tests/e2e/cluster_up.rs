@@ -23,11 +23,13 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 /// 3. cluster.json appears, listing three nodes that all answer `/readyz` with 200.
 /// 4. The demo key works on every node: chat on gpt-4o-mini (answered by that node) and
 ///    Anthropic messages on claude-3-5-haiku (answered by the Anthropic-format mock); a made-up
-///    key is refused.
+///    key is refused. `switchyard ctl --json cluster status` against each node shows the same
+///    3 voters with one leader, all healthy; `/v1/models` lists every demo model with at least
+///    two providers able to serve it.
 /// 5. SIGTERM: the command exits successfully within 20 s, every node process is gone and no
 ///    node or mock port accepts connections any more.
 /// 6. The same command again on the same directory: a new set of processes, the same demo key,
-///    which works on every node; SIGTERM stops it all again.
+///    which works on every node; SIGINT (Ctrl-C) stops it all again.
 #[tokio::test(flavor = "multi_thread")]
 async fn cluster_up_serves_stops_on_sigterm_and_comes_back_with_the_same_key() -> anyhow::Result<()>
 {
@@ -79,7 +81,9 @@ async fn cluster_up_serves_stops_on_sigterm_and_comes_back_with_the_same_key() -
         for node in nodes(&first) {
             chat_answered_by(node, &key).await?;
             messages_answered_by_anthropic_mock(node, &key).await?;
+            three_voters_one_leader(&bin, node, &first).await?;
         }
+        every_demo_model_has_two_providers(&nodes(&first)[0], &key).await?;
         let http = nodes(&first)[0]["http"].as_str().unwrap_or_default();
         let refused = post_json(
             &format!("{http}/v1/chat/completions"),
@@ -95,7 +99,7 @@ async fn cluster_up_serves_stops_on_sigterm_and_comes_back_with_the_same_key() -
         );
 
         // 5.
-        up.stop().await?;
+        up.stop("TERM").await?;
         everything_stopped(&first).await?;
 
         // 6.
@@ -110,7 +114,8 @@ async fn cluster_up_serves_stops_on_sigterm_and_comes_back_with_the_same_key() -
         for node in nodes(&second) {
             chat_answered_by(node, &key).await?;
         }
-        again.stop().await?;
+        // Ctrl-C in the terminal is SIGINT.
+        again.stop("INT").await?;
         everything_stopped(&second).await?;
         Ok(())
     })
@@ -223,21 +228,21 @@ impl ClusterUp {
     }
 
     /// Sends SIGTERM and waits for a successful exit.
-    async fn stop(&mut self) -> anyhow::Result<()> {
+    async fn stop(&mut self, signal: &str) -> anyhow::Result<()> {
         let pid = self.child.id().context("`cluster up` has already exited")?;
         let kill = std::process::Command::new("kill")
-            .arg("-TERM")
+            .arg(format!("-{signal}"))
             .arg(pid.to_string())
             .status()?;
-        anyhow::ensure!(kill.success(), "kill -TERM {pid} failed");
+        anyhow::ensure!(kill.success(), "kill -{signal} {pid} failed");
         let status = tokio::time::timeout(STOP_TIMEOUT, self.child.wait())
             .await
             .map_err(|_| {
-                anyhow::anyhow!("`cluster up` still running {STOP_TIMEOUT:?} after SIGTERM")
+                anyhow::anyhow!("`cluster up` still running {STOP_TIMEOUT:?} after SIG{signal}")
             })??;
         anyhow::ensure!(
             status.success(),
-            "`cluster up` exited with {status} after SIGTERM"
+            "`cluster up` exited with {status} after SIG{signal}"
         );
         Ok(())
     }
@@ -299,6 +304,63 @@ fn pids(cluster: &Value) -> Vec<u64> {
 
 fn chat_body() -> Value {
     json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]})
+}
+
+/// `switchyard ctl --json cluster status` against `node` (endpoint and token from cluster.json,
+/// as a user would pass them): 3 members, exactly one the leader, every member healthy.
+async fn three_voters_one_leader(bin: &Path, node: &Value, cluster: &Value) -> anyhow::Result<()> {
+    let grpc = node["grpc"].as_str().context("node without grpc")?;
+    let token = cluster["admin_token"].as_str().context("no admin_token")?;
+    let out = tokio::process::Command::new(bin)
+        .args(["ctl", "--endpoint", grpc, "--json", "cluster", "status"])
+        .env("SWITCHYARD_TOKEN", token)
+        .output()
+        .await?;
+    anyhow::ensure!(
+        out.status.success(),
+        "ctl cluster status against {grpc}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: Value = serde_json::from_slice(&out.stdout)?;
+    let members = status["members"].as_array().context("no members")?;
+    anyhow::ensure!(members.len() == 3, "{status:#}");
+    let leaders: Vec<&Value> = members.iter().filter(|m| m["role"] == "leader").collect();
+    anyhow::ensure!(leaders.len() == 1, "one leader expected: {status:#}");
+    anyhow::ensure!(
+        leaders[0]["id"] == status["leader"],
+        "leader field and roles disagree: {status:#}"
+    );
+    anyhow::ensure!(
+        members.iter().all(|m| m["healthy"] == true),
+        "every member healthy: {status:#}"
+    );
+    Ok(())
+}
+
+/// `GET /v1/models` on `node`: each demo model is listed with at least two providers that can
+/// serve it now.
+async fn every_demo_model_has_two_providers(node: &Value, key: &str) -> anyhow::Result<()> {
+    let http = node["http"].as_str().context("node without http")?;
+    let models = get(
+        &format!("{http}/v1/models"),
+        &[("authorization", &format!("Bearer {key}"))],
+    )
+    .await?
+    .json();
+    for demo in [
+        "gpt-4o-mini",
+        "gpt-4o",
+        "claude-3-5-haiku",
+        "text-embedding-3-small",
+    ] {
+        let entry = models["data"]
+            .as_array()
+            .and_then(|d| d.iter().find(|m| m["id"] == demo))
+            .with_context(|| format!("{demo} not listed: {models}"))?;
+        let providers = entry["providers"].as_array().map_or(0, Vec::len);
+        anyhow::ensure!(providers >= 2, "{demo} served by {providers}: {entry}");
+    }
+    Ok(())
 }
 
 /// `POST /v1/chat/completions` for gpt-4o-mini with `key` on `node`: 200, answered by that node.
@@ -528,7 +590,7 @@ async fn no_secret_reaches_any_log_of_a_whole_run() -> anyhow::Result<()> {
         .await?;
         let rotated = ctl(&["keys", "rotate", created["id"].as_str().unwrap_or_default()])?;
         let rotated_key = rotated["key"].as_str().context("rotated key")?.to_owned();
-        up.stop().await?;
+        up.stop("TERM").await?;
         let secrets_file: Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("secrets.json"))?)?;
         let cluster_secret = secrets_file["cluster_secret"]
