@@ -96,17 +96,41 @@ async fn breaker_opens_after_threshold_admits_only_probes_and_closes_after_recov
     .await
 }
 
-/// A provider that resets every connection: requests still succeed through the other one.
+/// A provider that refuses every connection: requests still succeed through the other one;
+/// after the threshold (3) its breaker opens and requests stop trying it first (one attempt
+/// each); once it accepts connections again the breaker closes and it serves again.
 #[tokio::test]
-async fn refused_connections_fail_over_to_the_next_provider() -> anyhow::Result<()> {
+async fn refused_connections_fail_over_open_the_breaker_and_recover() -> anyhow::Result<()> {
     bounded(async {
         let c = fleet().start().await?;
         c.fault("mock-a", &json!({"refuse": true})).await?;
-        for _ in 0..5 {
+        let mut attempts = Vec::new();
+        for _ in 0..8 {
             let r = c.chat(0, &body()).await?;
             assert_eq!(r.status, 200, "{}", r.text());
             assert_eq!(r.header("x-switchyard-provider").as_deref(), Some("mock-b"));
+            attempts.push(r.header("x-switchyard-attempts").unwrap_or_default());
         }
+        assert_eq!(&attempts[..3], ["2", "2", "2"], "{attempts:?}");
+        assert!(attempts[3..].iter().all(|a| a == "1"), "{attempts:?}");
+        let provider = c.nodes[0]
+            .app
+            .routing()
+            .providers
+            .get_str("mock-a")
+            .expect("mock-a")
+            .clone();
+        assert_eq!(provider.gate.phase(), switchyard_core::BreakerPhase::Open);
+        c.clear_faults("mock-a").await?;
+        eventually(
+            Duration::from_secs(10),
+            "breaker closes and mock-a serves again",
+            || async {
+                let r = c.chat(0, &body()).await.ok()?;
+                (r.header("x-switchyard-provider").as_deref() == Some("mock-a")).then_some(())
+            },
+        )
+        .await?;
         c.shutdown().await;
         Ok(())
     })
