@@ -150,3 +150,77 @@ async fn health_readiness_and_metrics() -> anyhow::Result<()> {
     })
     .await
 }
+
+/// What reaches an OpenAI-format upstream: the client's body with only `model` changed (unknown
+/// and newer OpenAI fields pass through untouched) and the request id; never the client's
+/// credentials, cookies or proxy headers, nor the routing hints. (That a provider's own key is
+/// sent, sealed and all, is `providers::provider_and_route_added_at_runtime_…`.)
+#[tokio::test]
+async fn unknown_fields_pass_through_and_client_credentials_do_not() -> anyhow::Result<()> {
+    bounded(async {
+        let c = one_provider().start().await?;
+        let body = json!({
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "hello"}],
+            "seed": 7,
+            "user": "end-user-42",
+            "logit_bias": {"50256": -100},
+            "a_field_from_next_year": {"nested": [1, 2, 3]},
+            "switchyard": {"tags": "team=search"},
+        });
+        let auth = format!("Bearer {TEST_KEY}");
+        let r = post_json(
+            &format!("{}/v1/chat/completions", c.url(0)),
+            &[
+                ("authorization", auth.as_str()),
+                ("x-api-key", "client-side-secret"),
+                ("cookie", "session=abc"),
+                ("proxy-authorization", "Basic Zm9vOmJhcg=="),
+                ("x-switchyard-strategy", "cost"),
+                ("x-request-id", "client-chosen-id-1"),
+            ],
+            &body,
+        )
+        .await?;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let seen =
+            switchyard_testkit::get(&format!("{}/_mock/last_request", c.mock_url("mock-a")), &[])
+                .await?
+                .json();
+        assert_eq!(seen["path"], "/v1/chat/completions");
+        let sent = &seen["body"];
+        for field in [
+            "seed",
+            "user",
+            "logit_bias",
+            "a_field_from_next_year",
+            "messages",
+        ] {
+            assert_eq!(sent[field], body[field], "{field} in {sent}");
+        }
+        assert_eq!(sent["model"], "gpt-4o-mini");
+        assert!(
+            sent.get("switchyard").is_none(),
+            "routing hints leaked: {sent}"
+        );
+        let headers = seen["headers"].as_object().expect("headers");
+        assert_eq!(headers["x-request-id"], "client-chosen-id-1");
+        // This provider has no credential configured: no Authorization at all goes upstream (the
+        // client's virtual key stays at the edge).
+        for h in [
+            "authorization",
+            "x-api-key",
+            "cookie",
+            "proxy-authorization",
+            "x-switchyard-strategy",
+        ] {
+            assert!(
+                !headers.contains_key(h),
+                "{h} forwarded upstream: {headers:?}"
+            );
+        }
+        c.shutdown().await;
+        Ok(())
+    })
+    .await
+}

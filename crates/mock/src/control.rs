@@ -15,6 +15,7 @@
 //! | `DELETE /_mock/ledger` | clears the ledger |
 //! | `GET /_mock/stats` | `{"requests": N}`, API requests received |
 //! | `DELETE /_mock/stats` | resets the count |
+//! | `GET /_mock/last_request` | `{"path", "headers", "body"}` of the last API request (credentials shown as `***`) |
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -77,6 +78,7 @@ pub(crate) async fn handle(shared: &Shared, request: Request<Incoming>) -> Respo
             Err(message) => error(StatusCode::BAD_REQUEST, &message),
         },
         (&Method::GET, "/_mock/ledger") => ok(&shared.ledger.view()),
+        (&Method::GET, "/_mock/last_request") => ok(&shared.last_request()),
         (&Method::DELETE, "/_mock/ledger") => {
             shared.ledger.clear();
             ok(&shared.ledger.view())

@@ -174,6 +174,7 @@ pub(crate) async fn handle(
     let mut response = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => {
             let body = collected.to_bytes();
+            shared.remember(parts.uri.path(), &parts.headers, &body);
             answer(&shared, &parts, endpoint, format, &request_id, &body).await?
         }
         Err(err) if err.is::<LengthLimitError>() => {

@@ -30,6 +30,9 @@ pub(crate) struct Shared {
     requests: AtomicU64,
     /// Sequence for response ids and generated request ids.
     sequence: AtomicU64,
+    /// The last API request received: path, headers and body, as it arrived (`GET
+    /// /_mock/last_request`), so a test can see what a gateway forwarded.
+    last_request: std::sync::Mutex<Option<(String, http::HeaderMap, bytes::Bytes)>>,
 }
 
 /// Base timing of answers.
@@ -53,7 +56,42 @@ impl Shared {
             ledger: Arc::new(Ledger::default()),
             requests: AtomicU64::new(0),
             sequence: AtomicU64::new(0),
+            last_request: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Keeps `path`, `headers` and `body` as the last request received.
+    pub(crate) fn remember(&self, path: &str, headers: &http::HeaderMap, body: &bytes::Bytes) {
+        let mut last = match self.last_request.lock() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        *last = Some((path.to_owned(), headers.clone(), body.clone()));
+    }
+
+    /// The last request received as JSON: `{"path", "headers": {name: value}, "body"}`, the
+    /// body parsed when it is JSON. Credentials are shown as `"***"`: a test only needs to see
+    /// that one was sent, and the control API is open to anyone who can reach the mock.
+    pub(crate) fn last_request(&self) -> serde_json::Value {
+        let last = match self.last_request.lock() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        let Some((path, headers, body)) = last.as_ref() else {
+            return serde_json::Value::Null;
+        };
+        let mut shown = serde_json::Map::new();
+        for (name, value) in headers {
+            let value = if matches!(name.as_str(), "authorization" | "x-api-key" | "api-key") {
+                "***".to_owned()
+            } else {
+                String::from_utf8_lossy(value.as_bytes()).into_owned()
+            };
+            shown.insert(name.as_str().to_owned(), serde_json::Value::String(value));
+        }
+        let body = serde_json::from_slice(body)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(body).into()));
+        serde_json::json!({"path": path, "headers": shown, "body": body})
     }
 
     /// The current timing.
