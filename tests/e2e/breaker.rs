@@ -195,3 +195,65 @@ async fn crashed_provider_actor_is_restarted_and_node_keeps_serving() -> anyhow:
     })
     .await
 }
+
+/// Upstream deadlines: a provider slower than its first-byte timeout is abandoned after that
+/// timeout and the request is answered by the next one; a route with nothing else answers 504
+/// `timeout` (retryable) as soon as the deadline passes, not when the slow upstream answers; a
+/// stream that outlives the total timeout ends with an explicit error event, never `[DONE]`.
+#[tokio::test]
+async fn upstream_timeouts_fail_over_then_answer_504_and_cut_streams_honestly() -> anyhow::Result<()>
+{
+    bounded(async {
+        let c = TestCluster::builder()
+            .mock(
+                MockSpec::openai("slow", &["m"], 150_000, 600_000)
+                    .extra("first_byte_timeout_ms = 300\ntotal_timeout_ms = 1500"),
+            )
+            .mock(MockSpec::openai("fast", &["m"], 150_000, 600_000))
+            .route("m", "priority", &[("slow", "m"), ("fast", "m")], &[])
+            .route("slow-only", "priority", &[("slow", "m")], &[])
+            .start()
+            .await?;
+        // 1. First byte 2 s away: abandoned at 300 ms, answered by `fast`.
+        c.fault("slow", &json!({"latency_ms": 2000})).await?;
+        let sent = std::time::Instant::now();
+        let r = c.chat(0, &json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})).await?;
+        let took = sent.elapsed();
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("x-switchyard-provider").as_deref(), Some("fast"));
+        assert_eq!(r.header("x-switchyard-attempts").as_deref(), Some("2"));
+        assert!(took < Duration::from_millis(1500), "failover took {took:?}");
+        // 2. Nothing else to try: 504 once the deadline passes.
+        let sent = std::time::Instant::now();
+        let r = c
+            .chat(0, &json!({"model": "slow-only", "messages": [{"role": "user", "content": "hi"}]}))
+            .await?;
+        let took = sent.elapsed();
+        assert_eq!(r.status, 504, "{}", r.text());
+        assert_eq!(r.json()["error"]["code"], "timeout", "{}", r.text());
+        assert_eq!(r.header("x-should-retry").as_deref(), Some("true"));
+        assert!(took < Duration::from_millis(1900), "504 after {took:?}");
+        // 3. A stream that starts at once but would take 40 × 100 ms: cut at 1.5 s.
+        c.clear_faults("slow").await?;
+        switchyard_testkit::post_json(
+            &format!("{}/_mock/config", c.mock_url("slow")),
+            &[],
+            &json!({"ttft_ms": 0, "per_token_ms": 100}),
+        )
+        .await?;
+        let sent = std::time::Instant::now();
+        let r = c
+            .chat(0, &json!({"model": "slow-only", "stream": true, "max_tokens": 40, "messages": [{"role": "user", "content": "tell me a long story please"}]}))
+            .await?;
+        let took = sent.elapsed();
+        assert_eq!(r.status, 200);
+        let data = r.sse_data();
+        assert!(!data.iter().any(|d| d == "[DONE]"), "{data:?}");
+        let last: serde_json::Value = serde_json::from_str(data.last().expect("frames"))?;
+        assert!(last["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{last}");
+        assert!(took < Duration::from_millis(3000), "stream cut after {took:?}");
+        c.shutdown().await;
+        Ok(())
+    })
+    .await
+}
