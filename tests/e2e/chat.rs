@@ -224,3 +224,60 @@ async fn unknown_fields_pass_through_and_client_credentials_do_not() -> anyhow::
     })
     .await
 }
+
+/// An Azure OpenAI provider is reached on its deployment URL form with the API version, for
+/// chat (streamed and not) and embeddings, and answers in the OpenAI format.
+#[tokio::test]
+async fn azure_provider_is_called_on_its_deployment_url() -> anyhow::Result<()> {
+    bounded(async {
+        let c = TestCluster::builder()
+            .mock(MockSpec::azure(
+                "azure-east",
+                &["gpt-4o-mini", "text-embedding-3-small"],
+                165_000,
+                660_000,
+            ))
+            .route("gpt-4o-mini", "priority", &[("azure-east", "gpt-4o-mini")], &[])
+            .route(
+                "text-embedding-3-small",
+                "priority",
+                &[("azure-east", "text-embedding-3-small")],
+                &[],
+            )
+            .start()
+            .await?;
+        let last = || async {
+            anyhow::Ok(
+                get(&format!("{}/_mock/last_request", c.mock_url("azure-east")), &[])
+                    .await?
+                    .json(),
+            )
+        };
+        let r = c.chat(0, &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]})).await?;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["object"], "chat.completion");
+        assert_eq!(
+            last().await?["path"],
+            "/openai/deployments/gpt-4o-mini/chat/completions"
+        );
+        let r = c.chat(0, &json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "hello"}]})).await?;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.sse_data().last().map(String::as_str), Some("[DONE]"));
+        let auth = format!("Bearer {TEST_KEY}");
+        let r = post_json(
+            &format!("{}/v1/embeddings", c.url(0)),
+            &[("authorization", auth.as_str())],
+            &json!({"model": "text-embedding-3-small", "input": "hello"}),
+        )
+        .await?;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(
+            last().await?["path"],
+            "/openai/deployments/text-embedding-3-small/embeddings"
+        );
+        assert_eq!(c.mock_requests("azure-east").await?, 3);
+        c.shutdown().await;
+        Ok(())
+    })
+    .await
+}

@@ -49,6 +49,16 @@ impl MockSpec {
         }
     }
 
+    /// An OpenAI-format mock that nodes reach as Azure OpenAI: the deployment URL form
+    /// (`/openai/deployments/{model}/…?api-version=…`), which the mock serves too.
+    pub fn azure(name: &str, models: &[&str], input: u64, output: u64) -> Self {
+        Self {
+            kind: "azure".into(),
+            extra: "api_version = \"2024-10-21\"\n".into(),
+            ..Self::openai(name, models, input, output)
+        }
+    }
+
     /// An Anthropic-format mock.
     pub fn anthropic(name: &str, models: &[&str], input: u64, output: u64) -> Self {
         Self {
@@ -313,9 +323,11 @@ impl Builder {
             );
         }
         for (spec, info) in self.mocks.iter().zip(mocks) {
+            // Azure's base URL is the resource; the deployment path goes under it.
+            let api_root = if spec.kind == "azure" { "" } else { "/v1" };
             let _ = writeln!(
                 t,
-                "[[providers]]\nname = \"{}\"\nkind = \"{}\"\nbase_url = \"{}/v1\"\ninternal = true\n{}",
+                "[[providers]]\nname = \"{}\"\nkind = \"{}\"\nbase_url = \"{}{api_root}\"\ninternal = true\n{}",
                 spec.name, spec.kind, info.url, spec.extra
             );
             for (m, i, o) in spec.prices.iter().filter(|_| spec.price_override) {
