@@ -710,6 +710,26 @@ async fn transfer_leader_moves_leadership_to_the_chosen_voter() -> anyhow::Resul
             .await
             .unwrap_err();
         assert_eq!(wrong.code(), Code::InvalidArgument);
+        // The transfer is in the replicated audit log, under the admin token's name, on every
+        // node (the refused one is not).
+        for node in 0..3 {
+            let audit = eventually(Duration::from_secs(2), "transfer audited", || async {
+                let a = c
+                    .admin(node)
+                    .await
+                    .ok()?
+                    .audit(pb::AuditRequest { limit: 0 })
+                    .await
+                    .ok()?
+                    .into_inner();
+                a.entries
+                    .iter()
+                    .any(|e| e.what.starts_with("transfer leadership to node"))
+                    .then_some(a)
+            })
+            .await?;
+            assert!(!audit.entries.iter().any(|e| e.what.contains("node 99")));
+        }
         c.shutdown().await;
         Ok(())
     })
@@ -983,6 +1003,46 @@ async fn steady_budgeted_traffic_finds_allowances_renewed_ahead_of_need() -> any
             (spent == billed).then_some(())
         })
         .await?;
+        c.shutdown().await;
+        Ok(())
+    })
+    .await
+}
+
+/// A write acknowledged by a follower is visible in its reply and in a read from that follower
+/// right after (the follower waits until it applied the entry it forwarded): a budget set twenty
+/// times in a row through a follower always shows the limit just set.
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_writes_through_a_follower_read_back_at_once() -> anyhow::Result<()> {
+    bounded(async {
+        let c = three_nodes().start().await?;
+        let f = follower(&c).await?;
+        let mut admin = c.admin(f).await?;
+        let team = admin
+            .create_team(pb::NameRequest { name: "ryw".into() })
+            .await?
+            .into_inner();
+        assert_eq!(team.name, "ryw");
+        for i in 1..=20u64 {
+            let limit = 1_000 * i;
+            let set = admin
+                .set_budget(pb::SetBudgetRequest {
+                    team: "ryw".into(),
+                    limit_micros: limit,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            assert_eq!(set.limit_micros, limit, "reply to set #{i}");
+            let shown = admin
+                .show_budget(pb::ShowBudgetRequest {
+                    team: "ryw".into(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            assert_eq!(shown.limit_micros, limit, "read after set #{i}");
+        }
         c.shutdown().await;
         Ok(())
     })

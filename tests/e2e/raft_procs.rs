@@ -669,7 +669,8 @@ const SNAPSHOT_KEYS: usize = 1_200;
 ///    1000 entries after which a snapshot is built (500 entries are kept behind it, so the
 ///    first ~700 are purged from the log).
 /// 2. A fourth process starts without bootstrapping, listing all four nodes as members, and is
-///    added with `ctl cluster add-node`.
+///    added with `ctl cluster add-node` sent to a follower (forwarded to the leader); the
+///    replicated audit log shows the change.
 /// 3. Within 30 s it lists every key. The leader's log shows it purged the early entries
 ///    before the node was added, so the node can only have caught up by snapshot; its own log
 ///    shows the snapshot install.
@@ -751,17 +752,26 @@ async fn node_added_later_catches_up_by_snapshot() -> anyhow::Result<()> {
                 "cluster", "add-node", "--id", &id, "--http", &http, "--grpc", &grpc,
             ];
             let (add, c_ref) = (&add, &*c);
-            // Membership changes go to the leader (a follower answers `unavailable` with the
-            // leader's address); adding the same node again does nothing.
+            // Sent to a follower, which asks the leader on the caller's behalf; adding the same
+            // node again does nothing, so a retry after a leader change is harmless.
             let added = eventually(
                 Duration::from_secs(10),
-                &format!("the leader adds node {new}"),
+                &format!("a follower has node {new} added"),
                 move || async move {
                     let leader = c_ref.wait_leader(Duration::from_secs(5)).await.ok()?;
-                    c_ref.ctl_via(leader, add).await.ok()
+                    let follower = c_ref
+                        .live_ids()
+                        .into_iter()
+                        .find(|n| *n != leader && *n != new)?;
+                    c_ref.ctl_via(follower, add).await.ok()
                 },
             )
             .await?;
+            let audit = c.ctl(&["audit"]).await?;
+            anyhow::ensure!(
+                audit.to_string().contains(&format!("add node {new}")),
+                "the audit log does not show the membership change: {audit}"
+            );
             anyhow::ensure!(
                 added["members"]
                     .as_array()

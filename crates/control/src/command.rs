@@ -256,6 +256,12 @@ pub enum Op {
         /// Key id.
         id: String,
     },
+    /// Changes nothing: puts an admin action taken outside the state machine (a membership
+    /// change, a leadership transfer) into the replicated audit log.
+    Record {
+        /// What was done.
+        what: String,
+    },
     /// Replaces a key's routing defaults: its strategy and its limits.
     SetKeyRouting {
         /// Key id.
@@ -365,6 +371,7 @@ impl Op {
             Op::CreateKey(k) => format!("create key {} ({})", k.id, k.name),
             Op::RevokeKey { id } => format!("revoke key {id}"),
             Op::RotateKey { id, .. } => format!("rotate key {id}"),
+            Op::Record { what } => what.clone(),
             Op::SetKeyRouting {
                 id,
                 strategy,

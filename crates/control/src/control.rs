@@ -26,6 +26,9 @@ pub use config::ControlConfig;
 /// First and largest pause between write attempts while there is no leader.
 const WRITE_RETRY_MIN: Duration = Duration::from_millis(20);
 const WRITE_RETRY_MAX: Duration = Duration::from_millis(200);
+/// Longest [`Control::write_visible`] waits for this node to apply its own write: a follower
+/// connected to the quorum applies within a heartbeat or two; a lagging one answers anyway.
+pub const READ_YOUR_WRITE_WAIT: Duration = Duration::from_secs(1);
 
 /// A member's role, as this node sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,6 +145,31 @@ impl Control {
     /// later: commands must be safe to retry, as settlements are by request id); `Network` when
     /// the leader answered with a transport error after the command may have reached it.
     pub async fn write(&self, cmd: Command) -> Result<Response, ControlError> {
+        self.write_at(cmd).await.map(|(_, response)| response)
+    }
+
+    /// [`Control::write`], then waits (at most [`READ_YOUR_WRITE_WAIT`]) until this node has
+    /// applied the entry too, so a read of the local state right after sees the change. Admin
+    /// calls use it: a follower that answers "budget set" and then shows the old budget would
+    /// look like a lost write. Past the wait the reply stands (the write was applied on the
+    /// leader); only the local view may still lag.
+    ///
+    /// # Errors
+    /// As [`Control::write`].
+    pub async fn write_visible(&self, cmd: Command) -> Result<Response, ControlError> {
+        let (index, response) = self.write_at(cmd).await?;
+        let _ = self
+            .inner
+            .raft
+            .wait(Some(READ_YOUR_WRITE_WAIT))
+            .applied_index_at_least(Some(index), "read your own write")
+            .await;
+        Ok(response)
+    }
+
+    /// Proposes `cmd` (forwarding it to the leader when this node is not) and returns the
+    /// reply with the entry's log index.
+    async fn write_at(&self, cmd: Command) -> Result<(u64, Response), ControlError> {
         match tokio::time::timeout(self.inner.config.write_timeout, self.write_until_done(cmd))
             .await
         {
@@ -152,18 +180,18 @@ impl Control {
         }
     }
 
-    async fn write_until_done(&self, cmd: Command) -> Result<Response, ControlError> {
+    async fn write_until_done(&self, cmd: Command) -> Result<(u64, Response), ControlError> {
         let mut pause = WRITE_RETRY_MIN;
         loop {
             match self.inner.raft.client_write(cmd.clone()).await {
-                Ok(reply) => return Ok(reply.data),
+                Ok(reply) => return Ok((reply.log_id.index, reply.data)),
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => {
                     if let (Some(leader), Some(node)) = (to.leader_id, to.leader_node)
                         && leader != self.inner.id
                     {
                         let ttl = self.inner.config.write_timeout;
                         match self.inner.peers.propose(&node, &cmd, ttl).await {
-                            Forwarded::Applied(response) => return Ok(*response),
+                            Forwarded::Applied(index, response) => return Ok((index, *response)),
                             Forwarded::Failed(e) => return Err(e),
                             Forwarded::Retry => {}
                         }

@@ -232,6 +232,7 @@ impl State {
                 }
                 None => Response::Rejected(Rejection::NotFound(format!("key {id}"))),
             },
+            Op::Record { .. } => Response::Ok,
             Op::SetKeyRouting {
                 id,
                 strategy,

@@ -74,13 +74,53 @@ impl AdminApi {
         Ok(t.name.clone())
     }
 
+    /// Records an admin action taken outside the state machine in the replicated audit log. The
+    /// action already happened, so a failure to record it is logged, not returned.
+    async fn audit(&self, actor: String, what: String) {
+        if let Err(e) = self.write(actor, Op::Record { what: what.clone() }).await {
+            tracing::warn!(error = %e, %what, "admin action not recorded in the audit log");
+        }
+    }
+
+    /// Runs `call` against the leader's admin service with the caller's own token, for the
+    /// calls only the leader can serve.
+    ///
+    /// # Errors
+    /// `Unavailable` when no leader is known or reachable; otherwise the leader's answer.
+    async fn on_leader<T, F, Fut>(
+        &self,
+        auth: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+        call: F,
+    ) -> Result<tonic::Response<T>, Status>
+    where
+        F: FnOnce(
+            pb::admin_service_client::AdminServiceClient<tonic::transport::Channel>,
+            tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+        ) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        /// A membership change commits in two rounds; allow for a slow disk.
+        const LEADER_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+        let auth = auth.ok_or_else(|| Status::unauthenticated("missing admin token"))?;
+        let Some((leader, info)) = self.app.control.leader() else {
+            return Err(Status::unavailable("no raft leader is known; try again"));
+        };
+        if leader == self.app.config.node_id.0 {
+            return Err(Status::unavailable("leadership is changing; try again"));
+        }
+        let client = admin_client(&self.app, &info.grpc, LEADER_CALL_TIMEOUT).await?;
+        call(client, auth).await
+    }
+
+    /// Proposes `op` as `actor` and waits until this node applied it (so a read right after,
+    /// like the budget `set` shows, sees it), mapping a rejection to its status.
     async fn write(&self, actor: String, op: Op) -> Result<Response, Status> {
         let cmd = Command {
             at_ms: self.app.clock.unix_ms(),
             actor: Some(actor),
             op,
         };
-        match self.app.control.write(cmd).await.map_err(status)? {
+        match self.app.control.write_visible(cmd).await.map_err(status)? {
             Response::Rejected(r) => Err(rejection(r)),
             other => Ok(other),
         }
@@ -226,20 +266,33 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::AddNodeRequest>,
     ) -> Result<tonic::Response<pb::ClusterStatusReply>, Status> {
-        self.authorize(&req, Role::Admin)?;
+        let actor = self.authorize(&req, Role::Admin)?;
+        let auth = req.metadata().get("authorization").cloned();
         let r = req.into_inner();
         if r.id == 0 || r.http.is_empty() || r.grpc.is_empty() {
             return Err(Status::invalid_argument("id, http and grpc are required"));
         }
         let info = switchyard_control::NodeInfo {
-            http: r.http,
-            grpc: r.grpc,
+            http: r.http.clone(),
+            grpc: r.grpc.clone(),
         };
-        self.app
-            .control
-            .add_node(r.id, info, r.voter)
-            .await
-            .map_err(status)?;
+        match self.app.control.add_node(r.id, info, r.voter).await {
+            Ok(()) => {}
+            // Only the leader changes membership: ask it on the caller's behalf.
+            Err(ControlError::NotLeader { .. }) => {
+                return self
+                    .on_leader(auth, |mut leader, auth| async move {
+                        let mut req = Request::new(r);
+                        req.metadata_mut().insert("authorization", auth);
+                        leader.add_node(req).await
+                    })
+                    .await;
+            }
+            Err(e) => return Err(status(e)),
+        }
+        let role = if r.voter { "voter" } else { "learner" };
+        self.audit(actor, format!("add node {} ({}) as {role}", r.id, r.grpc))
+            .await;
         Ok(tonic::Response::new(crate::cluster_view::status(&self.app)))
     }
 
@@ -247,9 +300,23 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::RemoveNodeRequest>,
     ) -> Result<tonic::Response<pb::ClusterStatusReply>, Status> {
-        self.authorize(&req, Role::Admin)?;
+        let actor = self.authorize(&req, Role::Admin)?;
+        let auth = req.metadata().get("authorization").cloned();
         let id = req.into_inner().id;
-        self.app.control.remove_node(id).await.map_err(status)?;
+        match self.app.control.remove_node(id).await {
+            Ok(()) => {}
+            Err(ControlError::NotLeader { .. }) => {
+                return self
+                    .on_leader(auth, |mut leader, auth| async move {
+                        let mut req = Request::new(pb::RemoveNodeRequest { id });
+                        req.metadata_mut().insert("authorization", auth);
+                        leader.remove_node(req).await
+                    })
+                    .await;
+            }
+            Err(e) => return Err(status(e)),
+        }
+        self.audit(actor, format!("remove node {id}")).await;
         Ok(tonic::Response::new(crate::cluster_view::status(&self.app)))
     }
 
@@ -275,7 +342,7 @@ impl AdminService for AdminApi {
         &self,
         req: Request<pb::TransferLeaderRequest>,
     ) -> Result<tonic::Response<pb::ClusterStatusReply>, Status> {
-        self.authorize(&req, Role::Admin)?;
+        let actor = self.authorize(&req, Role::Admin)?;
         let auth = req
             .metadata()
             .get("authorization")
@@ -283,6 +350,8 @@ impl AdminService for AdminApi {
             .ok_or_else(|| Status::unauthenticated("missing admin token"))?;
         let target = req.into_inner().id;
         crate::transfer::transfer_leader(&self.app, target, auth).await?;
+        self.audit(actor, format!("transfer leadership to node {target}"))
+            .await;
         Ok(tonic::Response::new(crate::cluster_view::status(&self.app)))
     }
 

@@ -49,8 +49,8 @@ type RpcError<E> = RPCError<u64, NodeInfo, RaftError<u64, E>>;
 
 /// What forwarding a write to the leader came to.
 pub(crate) enum Forwarded {
-    /// The leader applied it (boxed: a reply can carry a whole key record).
-    Applied(Box<Response>),
+    /// The leader applied it at this log index (boxed: a reply can carry a whole key record).
+    Applied(u64, Box<Response>),
     /// It was not proposed (no leader there, or the leader could not be reached): try again.
     Retry,
     /// It failed in a way a retry would not fix, or it may have been proposed.
@@ -146,9 +146,9 @@ impl Peers {
                 });
             }
         };
-        type Reply = Result<Response, RaftError<u64, ClientWriteError<u64, NodeInfo>>>;
+        type Reply = Result<(u64, Response), RaftError<u64, ClientWriteError<u64, NodeInfo>>>;
         match serde_json::from_slice::<Reply>(&reply) {
-            Ok(Ok(response)) => Forwarded::Applied(Box::new(response)),
+            Ok(Ok((index, response))) => Forwarded::Applied(index, Box::new(response)),
             // Leadership moved before the leader saw it: it was not proposed.
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Forwarded::Retry,
             Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {

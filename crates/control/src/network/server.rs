@@ -69,7 +69,12 @@ impl RaftService for RaftServer {
         request: tonic::Request<RaftPayload>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
         let cmd: Command = self.decode(&request)?;
-        let result = self.raft.client_write(cmd).await.map(|r| r.data);
+        // The log index travels back so the proposer can wait until it applied the entry too.
+        let result = self
+            .raft
+            .client_write(cmd)
+            .await
+            .map(|r| (r.log_id.index, r.data));
         encode(&result)
     }
 }
