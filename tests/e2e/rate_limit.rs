@@ -119,3 +119,58 @@ async fn provider_rpm_limit_moves_excess_to_the_next_target() -> anyhow::Result<
     })
     .await
 }
+
+/// A route change rebuilds the node's providers, but one whose limits did not change keeps its
+/// rate window: the 5 requests it took this minute still count after the rebuild, so an
+/// unrelated admin change never hands out a fresh minute of quota.
+#[tokio::test]
+async fn provider_rate_window_survives_an_unrelated_route_change() -> anyhow::Result<()> {
+    bounded(async {
+        let c = TestCluster::builder()
+            .mock(MockSpec::openai("mock-a", &["gpt-4o-mini"], 150_000, 600_000).extra("rpm = 5"))
+            .mock(MockSpec::openai(
+                "mock-b",
+                &["gpt-4o-mini"],
+                120_000,
+                480_000,
+            ))
+            .route(
+                "gpt-4o-mini",
+                "priority",
+                &[("mock-a", "gpt-4o-mini"), ("mock-b", "gpt-4o-mini")],
+                &[],
+            )
+            .start()
+            .await?;
+        for _ in 0..5 {
+            assert_eq!(c.chat(0, &body()).await?.status, 200);
+        }
+        assert_eq!(c.mock_requests("mock-a").await?, 5);
+        let before = c.nodes[0].app.routing().version;
+        c.admin(0)
+            .await?
+            .put_route(switchyard_proto::pb::RouteInfo {
+                model: "other".into(),
+                targets: vec![switchyard_proto::pb::RouteTarget {
+                    provider: "mock-b".into(),
+                    model: "gpt-4o-mini".into(),
+                    weight: 1,
+                }],
+                ..Default::default()
+            })
+            .await?;
+        switchyard_testkit::eventually(Duration::from_secs(3), "routing rebuilt", || async {
+            (c.nodes[0].app.routing().version != before).then_some(())
+        })
+        .await?;
+        for _ in 0..5 {
+            let r = c.chat(0, &body()).await?;
+            assert_eq!(r.status, 200);
+            assert_eq!(r.header("x-switchyard-provider").as_deref(), Some("mock-b"));
+        }
+        assert_eq!(c.mock_requests("mock-a").await?, 5, "a rebuild freed quota");
+        c.shutdown().await;
+        Ok(())
+    })
+    .await
+}

@@ -94,6 +94,7 @@ impl App {
             clock: Arc::clone(&self.clock),
             tracker: self.tracker.clone(),
             nodes: u64::try_from(self.control.members().len()).unwrap_or(1),
+            previous: Some(self.routing()),
         };
         let new = Arc::new(crate::routing::build(version, providers, routes, parts).await?);
         let mut slot = match self.routing.write() {
@@ -242,6 +243,7 @@ impl Node {
                 tracker: tracker.clone(),
                 nodes: u64::try_from(control.members().len().max(config.control.members.len()))
                     .unwrap_or(1),
+                previous: None,
             };
             crate::routing::build(version, &providers, &routes, parts)
                 .await

@@ -217,6 +217,8 @@ pub struct BuildParts<'a> {
     pub clock: SharedClock,
     /// Where provider actors' tasks run.
     pub tracker: TaskTracker,
+    /// The set being replaced, whose unchanged providers keep their gates (`None` at start).
+    pub previous: Option<Arc<Routing>>,
     /// How many nodes share each provider's RPM/TPM until the stats exchange computes shares
     /// from demand (at least 1): each new gate starts with an even split, so nodes that start
     /// together cannot each take the whole limit before their first exchange.
@@ -263,12 +265,25 @@ pub async fn build(
         tracing::warn!(error = %e, "replicated route problem");
     }
     let accounting = Accounting::build(&table, &configs, parts.catalog);
-    let providers =
-        ProviderSet::start(configs, parts.transport, parts.clock, parts.tracker).await?;
+    let previous = parts.previous.as_ref().map(|r| &r.providers);
+    let providers = ProviderSet::start(
+        configs,
+        previous,
+        parts.transport,
+        parts.clock,
+        parts.tracker,
+    )
+    .await?;
     let nodes = parts.nodes.max(1);
     for p in providers.iter() {
-        let (rpm, tpm) = p.gate.limits();
-        p.gate.set_share(rpm / nodes, tpm / nodes);
+        // A gate carried over from the previous set keeps its share; a new one starts even.
+        let carried = previous
+            .and_then(|old| old.get(p.name()))
+            .is_some_and(|old| Arc::ptr_eq(&old.gate, &p.gate));
+        if !carried {
+            let (rpm, tpm) = p.gate.limits();
+            p.gate.set_share(rpm / nodes, tpm / nodes);
+        }
     }
     Ok(Routing {
         version,

@@ -316,10 +316,16 @@ pub struct ProviderSet<T: Transport = TcpTransport> {
 impl<T: Transport> ProviderSet<T> {
     /// Starts one supervised actor per provider.
     ///
+    /// A provider of `previous` (the set this one replaces) whose limits are unchanged keeps its
+    /// [`Gate`]: its rate windows (what it used in the last minute), pause and in-flight count
+    /// carry over, so changing an unrelated route or provider neither frees a fresh minute of
+    /// quota nor forgets requests still running. Its breaker starts closed with the new actor.
+    ///
     /// # Errors
     /// When the upstream client or an actor cannot be started.
     pub async fn start(
         configs: Vec<ProviderConfig>,
+        previous: Option<&Self>,
         transport: T,
         clock: SharedClock,
         tracker: TaskTracker,
@@ -341,7 +347,16 @@ impl<T: Transport> ProviderSet<T> {
         let mut by_name = HashMap::new();
         for (i, cfg) in configs.into_iter().enumerate() {
             let cfg = Arc::new(cfg);
-            let gate = Arc::new(Gate::new(epoch, cfg.rpm, cfg.tpm, cfg.max_in_flight));
+            let gate = previous
+                .and_then(|p| p.get(&cfg.name))
+                .filter(|old| {
+                    (old.config.rpm, old.config.tpm, old.config.max_in_flight)
+                        == (cfg.rpm, cfg.tpm, cfg.max_in_flight)
+                })
+                .map_or_else(
+                    || Arc::new(Gate::new(epoch, cfg.rpm, cfg.tpm, cfg.max_in_flight)),
+                    |old| Arc::clone(&old.gate),
+                );
             let (tx, rx) = watch::channel(ProviderSnapshot::default());
             let slot: ActorSlot = Arc::new(RwLock::new(None));
             let inbox = Arc::new(Inbox::default());
