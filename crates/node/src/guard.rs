@@ -161,14 +161,9 @@ impl Guard {
         };
         for scope in scopes {
             let key = scope.to_string();
-            let limit = {
-                let state = match self.control.state().read() {
-                    Ok(s) => s,
-                    Err(p) => p.into_inner(),
-                };
-                state.budgets.get(&key).map(|b| b.limit_micros)
+            let Some(limit) = self.limit(&key) else {
+                continue;
             };
-            let Some(limit) = limit else { continue };
             match self.debit(&key, bound_micros) {
                 Some(lease) => adm.debits.push((key, lease, bound_micros)),
                 None => match self
@@ -184,6 +179,15 @@ impl Guard {
             }
         }
         Ok(adm)
+    }
+
+    /// The limit of the budget `key` (`key:…` / `team:…`) names, if it has one.
+    fn limit(&self, key: &str) -> Option<u64> {
+        let state = match self.control.state().read() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        state.budgets.get(key).map(|b| b.limit_micros)
     }
 
     /// Debits from a live allowance with room, if any.
@@ -364,14 +368,9 @@ impl Guard {
                 .collect()
         };
         for (key, scope) in due {
-            let limit = {
-                let state = match self.control.state().read() {
-                    Ok(s) => s,
-                    Err(p) => p.into_inner(),
-                };
-                state.budgets.get(&key).map(|b| b.limit_micros)
+            let Some(limit) = self.limit(&key) else {
+                continue;
             };
-            let Some(limit) = limit else { continue };
             let _one_at_a_time = self.reserving.lock().await;
             let requested_at = self.clock.now();
             match self.reserve(&scope, limit / ALLOWANCE_SHARE_DIVISOR).await {

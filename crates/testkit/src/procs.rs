@@ -358,7 +358,7 @@ impl ProcessCluster {
         self.nodes.get(&id).is_some_and(|n| n.child.is_some())
     }
 
-    /// Sends `signal` (`STOP`, `CONT`) to nodes `ids` with one `kill` command.
+    /// Sends `signal` (`STOP`, `CONT`, `9`) to nodes `ids` with one `kill` command.
     fn signal(&self, signal: &str, ids: &[u64]) -> anyhow::Result<()> {
         let mut pids = Vec::new();
         for id in ids {
@@ -409,21 +409,7 @@ impl ProcessCluster {
     /// # Errors
     /// When a node is not running or `kill` fails.
     pub async fn kill9_all(&mut self, ids: &[u64]) -> anyhow::Result<()> {
-        let mut pids = Vec::new();
-        for id in ids {
-            let pid = self
-                .node(*id)?
-                .child
-                .as_ref()
-                .and_then(Child::id)
-                .with_context(|| format!("node {id} is not running"))?;
-            pids.push(pid.to_string());
-        }
-        let status = std::process::Command::new("kill")
-            .arg("-9")
-            .args(&pids)
-            .status()?;
-        anyhow::ensure!(status.success(), "kill -9 {} failed", pids.join(" "));
+        self.signal("9", ids)?;
         for id in ids {
             if let Some(mut child) = self.node_mut(*id)?.child.take() {
                 child.wait().await?;
