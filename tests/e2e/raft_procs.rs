@@ -676,7 +676,8 @@ const SNAPSHOT_KEYS: usize = 1_200;
 ///    replicated audit log shows the change.
 /// 3. Within 30 s it lists every key. The leader's log shows it purged the early entries
 ///    before the node was added, so the node can only have caught up by snapshot; its own log
-///    shows the snapshot install.
+///    shows the snapshot arriving in many chunks (the harness sets 16 KiB pieces) and its
+///    install.
 #[tokio::test(flavor = "multi_thread")]
 async fn node_added_later_catches_up_by_snapshot() -> anyhow::Result<()> {
     let cluster = ProcessCluster::start(3).await?;
@@ -803,6 +804,14 @@ async fn node_added_later_catches_up_by_snapshot() -> anyhow::Result<()> {
                 installed,
                 "node {new} caught up, but its log does not show a snapshot install"
             );
+            // Pieces of at most SNAPSHOT_CHUNK_BYTES (16 KiB) for some hundred kB of state.
+            let chunks = c
+                .log_text(new)
+                .lines()
+                .filter(|l| l.contains("Done received snapshot chunk"))
+                .count();
+            println!("node {new} received the snapshot in {chunks} chunks");
+            anyhow::ensure!(chunks > 1, "the snapshot arrived in {chunks} chunk(s)");
             Ok(())
         })
         .await

@@ -21,7 +21,7 @@ use crate::state::State;
 use crate::store;
 use crate::type_config::{NodeInfo, Raft, StorageError};
 
-pub use config::ControlConfig;
+pub use config::{ControlConfig, DEFAULT_SNAPSHOT_CHUNK_BYTES};
 
 /// First and largest pause between write attempts while there is no leader.
 const WRITE_RETRY_MIN: Duration = Duration::from_millis(20);

@@ -37,7 +37,7 @@ pub use command::{
     Command, KeyRecord, KeyStatus, Op, Period, ProviderSpec, Rejection, Response, Role, RouteSpec,
     RoutingLimits, Scope, SpendEntry,
 };
-pub use control::{Control, ControlConfig, MemberRole};
+pub use control::{Control, ControlConfig, DEFAULT_SNAPSHOT_CHUNK_BYTES, MemberRole};
 pub use error::{ControlError, LEADER_GRPC_METADATA};
 pub use network::{RaftServer, authorize_peer, raft_service};
 pub use state::State;

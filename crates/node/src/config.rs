@@ -50,6 +50,9 @@ pub struct ControlToml {
     pub admin_token_env: Option<String>,
     /// Mutual TLS for gRPC (Raft between nodes and admin); absent means plaintext.
     pub tls: Option<TlsToml>,
+    /// Largest piece a snapshot is sent in to a lagging member (default 3 MiB: well under the
+    /// gRPC message limit, and each piece is sent within the install-snapshot deadline).
+    pub snapshot_chunk_bytes: Option<u64>,
 }
 
 /// `[control.tls]`: PEM files. Every node and every `ctl` presents a certificate signed by the
@@ -187,6 +190,8 @@ pub struct ControlConfig {
     pub admin_token: Option<Secret<String>>,
     /// PEM contents for mutual TLS, read at validation.
     pub tls: Option<TlsPem>,
+    /// Largest snapshot piece sent to a member.
+    pub snapshot_chunk_bytes: u64,
 }
 
 /// The PEM contents of `[control.tls]`.
@@ -360,6 +365,12 @@ impl ConfigToml {
             members,
             admin_token,
             tls,
+            snapshot_chunk_bytes: positive(
+                self.control.snapshot_chunk_bytes,
+                switchyard_control::DEFAULT_SNAPSHOT_CHUNK_BYTES,
+                "control.snapshot_chunk_bytes",
+                &mut errors,
+            ),
         };
         let limits = Limits {
             max_body_bytes: positive_usize(

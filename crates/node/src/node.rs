@@ -213,6 +213,7 @@ impl Node {
         let control_config = switchyard_control::ControlConfig {
             client_tls: tls.as_ref().map(|t| t.1.clone()),
             peer_token: Some(switchyard_core::PeerToken::derive(&config.cluster_secret)),
+            snapshot_chunk_bytes: config.control.snapshot_chunk_bytes,
             ..Default::default()
         };
         let control = Control::open(

@@ -40,6 +40,9 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 const CTL_TIMEOUT: Duration = Duration::from_secs(20);
 /// Log lines per node shown when a test fails.
 const TAIL_LINES: usize = 30;
+/// Snapshot piece size nodes send (`[control] snapshot_chunk_bytes`): small, so that a node
+/// catching up by snapshot gets it in many pieces, as a large production state would arrive.
+pub const SNAPSHOT_CHUNK_BYTES: u64 = 16 * 1024;
 
 /// One process cluster at a time in a test binary.
 static GATE: Semaphore = Semaphore::const_new(1);
@@ -701,7 +704,8 @@ fn node_config(
     );
     let _ = writeln!(
         t,
-        "[control]\ndata_dir = \"{}\"\nlisten_grpc = \"{grpc}\"\nbootstrap = {bootstrap}\nadmin_token_env = \"SWITCHYARD_ADMIN_TOKEN\"",
+        // Small snapshot pieces, so a node catching up by snapshot receives it in many.
+        "[control]\ndata_dir = \"{}\"\nlisten_grpc = \"{grpc}\"\nbootstrap = {bootstrap}\nadmin_token_env = \"SWITCHYARD_ADMIN_TOKEN\"\nsnapshot_chunk_bytes = {SNAPSHOT_CHUNK_BYTES}",
         data_dir.display(),
     );
     for (mid, mhttp, mgrpc) in members {

@@ -56,7 +56,12 @@ pub struct ControlConfig {
     /// [`raft_service`](crate::raft_service) from every caller. `None` turns both off (tests of
     /// this crate alone); a node always sets it.
     pub peer_token: Option<switchyard_core::PeerToken>,
+    /// Largest piece a snapshot is sent to a member in.
+    pub snapshot_chunk_bytes: u64,
 }
+
+/// Default snapshot piece: 3 MiB, openraft's own default, far under the gRPC message limit.
+pub const DEFAULT_SNAPSHOT_CHUNK_BYTES: u64 = 3 * 1024 * 1024;
 
 impl Default for ControlConfig {
     fn default() -> Self {
@@ -72,6 +77,7 @@ impl Default for ControlConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             client_tls: None,
             peer_token: None,
+            snapshot_chunk_bytes: DEFAULT_SNAPSHOT_CHUNK_BYTES,
         }
     }
 }
@@ -88,6 +94,7 @@ impl ControlConfig {
             install_snapshot_timeout: ms(self.install_snapshot_timeout),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_logs_since_last),
             max_in_snapshot_log_to_keep: self.max_in_snapshot_log_to_keep,
+            snapshot_max_chunk_size: self.snapshot_chunk_bytes,
             ..Default::default()
         };
         Ok(config.validate()?)
