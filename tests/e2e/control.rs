@@ -330,6 +330,69 @@ async fn spend_report_by_key_model_and_tag_matches_the_ledger() -> anyhow::Resul
             .await?
             .into_inner();
         assert_eq!(by_team.spent_micros, billed);
+        // By period: today's row (UTC) holds it all, for the whole cluster and for the key.
+        let today = {
+            let days = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs()
+                / 86_400;
+            // Days since the epoch to a date, by stepping whole years and months: slow, plain.
+            let (mut y, mut d) = (1970u64, days);
+            let leap = |y: u64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+            while d >= if leap(y) { 366 } else { 365 } {
+                d -= if leap(y) { 366 } else { 365 };
+                y += 1;
+            }
+            let lengths = [
+                31,
+                if leap(y) { 29 } else { 28 },
+                31,
+                30,
+                31,
+                30,
+                31,
+                31,
+                30,
+                31,
+                30,
+                31,
+            ];
+            let mut m = 0;
+            while d >= lengths[m] {
+                d -= lengths[m];
+                m += 1;
+            }
+            format!("{y:04}-{:02}-{:02}", m + 1, d + 1)
+        };
+        for (key, by, name) in [
+            (String::new(), "day", today.clone()),
+            (k.id.clone(), "day", today.clone()),
+            (k.id.clone(), "month", today[..7].to_owned()),
+        ] {
+            let r = admin
+                .spend(pb::SpendRequest {
+                    key,
+                    by: by.into(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            assert_eq!(r.rows.len(), 1, "{r:?}");
+            assert_eq!(
+                (r.rows[0].name.as_str(), r.rows[0].spent_micros),
+                (name.as_str(), billed)
+            );
+        }
+        // A key's spend is not kept per model: asking for that is an error, not a wrong table.
+        let err = admin
+            .spend(pb::SpendRequest {
+                key: k.id.clone(),
+                by: "model".into(),
+                ..Default::default()
+            })
+            .await
+            .expect_err("per key and model");
+        assert_eq!(err.code(), Code::InvalidArgument);
         c.shutdown().await;
         Ok(())
     })

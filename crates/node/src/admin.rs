@@ -172,6 +172,20 @@ pub async fn admin_client(
     Ok(pb::admin_service_client::AdminServiceClient::new(channel))
 }
 
+/// `YYYY-MM-DD` (UTC) of a day counted from the Unix epoch (Howard Hinnant's civil-from-days).
+fn civil_date(day: u64) -> String {
+    let z = i64::try_from(day).unwrap_or(i64::MAX / 2) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 fn rejection(r: Rejection) -> Status {
     match r {
         Rejection::NotFound(what) => Status::not_found(format!("{what} not found")),
@@ -594,18 +608,28 @@ impl AdminService for AdminApi {
     ) -> Result<tonic::Response<pb::SpendReply>, Status> {
         self.authorize(&req, Role::Viewer)?;
         let r = req.into_inner();
+        // Rows by a dimension (key, team, model, tag) or by period (day, month). Spend is kept
+        // per day and per dimension, not per pair of dimensions: a key or team filter can be
+        // broken down by period, not by model or tag.
         let dim = match r.by.as_str() {
-            "" | "key" => "key",
+            "" | "key" | "day" | "month" => "key",
             "team" => "team",
             "model" => "model",
             "tag" => "tag",
             other => {
                 return Err(Status::invalid_argument(format!(
-                    "unknown grouping {other:?} (expected key, team, model or tag)"
+                    "unknown grouping {other:?} (expected key, team, model, tag, day or month)"
                 )));
             }
         };
-        // A key or team filter reads that dimension; grouping then only applies unfiltered.
+        let filtered = !r.key.is_empty() || !r.team.is_empty();
+        if filtered && matches!(dim, "model" | "tag") {
+            return Err(Status::invalid_argument(format!(
+                "spend of one key or team can be grouped by day or month, not by {}: spend is \
+                 kept per dimension, not per pair of dimensions",
+                r.by
+            )));
+        }
         let (dim, only) = match (r.key.is_empty(), r.team.is_empty()) {
             (false, _) => ("key", Some(r.key)),
             (true, false) => ("team", Some(r.team)),
@@ -619,11 +643,16 @@ impl AdminService for AdminApi {
         };
         let state = self.state();
         let mut totals: BTreeMap<String, u64> = BTreeMap::new();
-        for (_, dims) in state.spend.rows.range(first_day..) {
+        for (day, dims) in state.spend.rows.range(first_day..) {
             if let Some(names) = dims.get(dim) {
                 for (name, micros) in names {
                     if only.as_deref().is_none_or(|o| o == name) {
-                        *totals.entry(name.clone()).or_default() += micros;
+                        let row = match r.by.as_str() {
+                            "day" => civil_date(*day),
+                            "month" => civil_date(*day)[..7].to_owned(),
+                            _ => name.clone(),
+                        };
+                        *totals.entry(row).or_default() += micros;
                     }
                 }
             }
@@ -844,5 +873,16 @@ impl AdminApi {
             b,
             u32::try_from(outstanding).unwrap_or(u32::MAX),
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn civil_dates_of_epoch_days() {
+        assert_eq!(super::civil_date(0), "1970-01-01");
+        assert_eq!(super::civil_date(59), "1970-03-01");
+        assert_eq!(super::civil_date(11_016), "2000-02-29");
+        assert_eq!(super::civil_date(20_795), "2026-12-08");
     }
 }

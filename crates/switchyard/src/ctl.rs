@@ -72,7 +72,7 @@ enum Noun {
         /// Only this team.
         #[arg(long)]
         team: Option<String>,
-        /// Group by key, team, model or tag.
+        /// Group by key, team, model or tag, or by period: day or month (UTC).
         #[arg(long, default_value = "key")]
         by: String,
         /// Only the last N days (0 = all).
