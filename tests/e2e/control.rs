@@ -338,7 +338,8 @@ async fn spend_report_by_key_model_and_tag_matches_the_ledger() -> anyhow::Resul
                 / 86_400;
             // Days since the epoch to a date, by stepping whole years and months: slow, plain.
             let (mut y, mut d) = (1970u64, days);
-            let leap = |y: u64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+            let leap =
+                |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
             while d >= if leap(y) { 366 } else { 365 } {
                 d -= if leap(y) { 366 } else { 365 };
                 y += 1;
