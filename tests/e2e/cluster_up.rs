@@ -648,3 +648,44 @@ async fn no_secret_reaches_any_log_of_a_whole_run() -> anyhow::Result<()> {
     }
     result
 }
+
+/// `ctl` refuses a negative or over-precise dollar amount itself, with a clear message and the
+/// usage exit code, before it connects: here nothing listens at the endpoint, and the refusal
+/// names the argument rather than a connection error.
+#[tokio::test]
+async fn ctl_refuses_bad_dollar_amounts_before_sending_anything() -> anyhow::Result<()> {
+    let bin = switchyard_binary().await?;
+    for args in [
+        ["budgets", "set", "--key", "key_x", "--limit-usd=-5"],
+        ["budgets", "set", "--key", "key_x", "--limit-usd=1.0000001"],
+        ["keys", "create", "--name", "n", "--budget-usd=1e3"],
+    ] {
+        let out = tokio::process::Command::new(&bin)
+            .args([
+                "ctl",
+                "--endpoint",
+                "http://127.0.0.1:1",
+                "--token",
+                "t",
+                "--json",
+            ])
+            .args(args)
+            .output()
+            .await?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        anyhow::ensure!(
+            out.status.code() == Some(2),
+            "{args:?}: {:?} {stderr}",
+            out.status
+        );
+        anyhow::ensure!(
+            stderr.contains("invalid dollar amount"),
+            "{args:?}: {stderr}"
+        );
+        anyhow::ensure!(
+            !stderr.contains("connect"),
+            "{args:?} tried to connect: {stderr}"
+        );
+    }
+    Ok(())
+}

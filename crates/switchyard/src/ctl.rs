@@ -186,6 +186,12 @@ enum RoutesVerb {
     },
 }
 
+/// A dollar amount from the command line, exact to the micro-dollar (never through `f64`); a
+/// sign, more than six decimals or anything else is refused by clap before ctl connects.
+fn usd(raw: &str) -> Result<Micros, String> {
+    Micros::parse_usd(raw).map_err(|e| e.to_string())
+}
+
 /// Routing limits of a key or a route.
 #[derive(clap::Args)]
 struct LimitsArgs {
@@ -302,9 +308,9 @@ enum KeysVerb {
         /// Owner.
         #[arg(long)]
         owner: Option<String>,
-        /// Budget in dollars, e.g. 12.50.
-        #[arg(long)]
-        budget_usd: Option<String>,
+        /// Budget in dollars, e.g. 12.50 (checked before anything is sent).
+        #[arg(long, value_parser = usd)]
+        budget_usd: Option<Micros>,
         /// Budget period: total, daily or monthly.
         #[arg(long, default_value = "total")]
         period: String,
@@ -383,9 +389,9 @@ enum BudgetsVerb {
         /// Team.
         #[arg(long)]
         team: Option<String>,
-        /// Limit in dollars, e.g. 100 or 0.05.
-        #[arg(long)]
-        limit_usd: String,
+        /// Limit in dollars, e.g. 100 or 0.05 (checked before anything is sent).
+        #[arg(long, value_parser = usd)]
+        limit_usd: Micros,
         /// total, daily or monthly.
         #[arg(long, default_value = "total")]
         period: String,
@@ -502,14 +508,7 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
                 strategy,
                 limits,
             } => {
-                let budget_micros = match budget_usd {
-                    Some(b) => {
-                        Micros::parse_usd(&b)
-                            .with_context(|| "--budget-usd".to_owned())?
-                            .0
-                    }
-                    None => 0,
-                };
+                let budget_micros = budget_usd.map_or(0, |b| b.0);
                 let mut tag_map = std::collections::HashMap::new();
                 for t in tags {
                     let Some((k, v)) = t.split_once('=') else {
@@ -604,12 +603,10 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
                 period,
                 alerts,
             } => {
-                let limit =
-                    Micros::parse_usd(&limit_usd).with_context(|| "--limit-usd".to_owned())?;
                 let req = pb::SetBudgetRequest {
                     key: key.unwrap_or_default(),
                     team: team.unwrap_or_default(),
-                    limit_micros: limit.0,
+                    limit_micros: limit_usd.0,
                     period,
                     alert_thresholds_pct: alerts,
                 };
