@@ -578,6 +578,18 @@ async fn no_secret_reaches_any_log_of_a_whole_run() -> anyhow::Result<()> {
             );
             Ok(serde_json::from_slice(&out.stdout)?)
         };
+        // OPENAI_API_KEY in the environment added the real OpenAI provider beside the mocks,
+        // its key sealed (listed as set, never shown).
+        let providers = ctl(&["providers", "list"])?;
+        let openai = providers["providers"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == "openai"))
+            .with_context(|| format!("no openai provider from OPENAI_API_KEY: {providers}"))?;
+        anyhow::ensure!(
+            openai["has_api_key"] == true && openai["base_url"] == "https://api.openai.com/v1",
+            "{openai}"
+        );
+        anyhow::ensure!(!providers.to_string().contains(PROVIDER_KEY));
         let created = ctl(&["keys", "create", "--name", "leaky", "--budget-usd", "1"])?;
         let new_key = created["key"].as_str().context("new key")?.to_owned();
         // A new key takes effect on every node within 1 s (the contract), not at once.
