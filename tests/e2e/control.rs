@@ -738,6 +738,94 @@ async fn key_rpm_limit_holds_cluster_wide() -> anyhow::Result<()> {
     .await
 }
 
+/// A key limited to 3,000 tokens per minute, used through all 3 nodes by 6 clients whose
+/// requests each reserve an upper bound of at least 100 tokens (`max_tokens`): the cluster
+/// admits at most 30 such requests in the minute window (TPM counts upper bounds, so fewer is
+/// within the contract), the tokens the mock actually served stay under the limit, and
+/// refusals are 429 `rate_limit_error` with `Retry-After`.
+#[tokio::test(flavor = "multi_thread")]
+async fn key_tpm_limit_holds_cluster_wide() -> anyhow::Result<()> {
+    bounded(async {
+        const TPM: u64 = 3_000;
+        const MAX_TOKENS: u64 = 100;
+        let c = three_nodes().start().await?;
+        let created = c
+            .admin(0)
+            .await?
+            .create_key(pb::CreateKeyRequest {
+                name: "token-limited".into(),
+                tpm: TPM,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        for node in 0..3 {
+            eventually(Duration::from_secs(2), "key on every node", || async {
+                let r = chat_with(&c, node, &created.key).await.ok()?;
+                (r.status == 200).then_some(())
+            })
+            .await?;
+        }
+        let now_ms = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64)
+        };
+        if now_ms() % 60_000 > 55_000 {
+            tokio::time::sleep(Duration::from_millis(60_000 - now_ms() % 60_000 + 50)).await;
+        }
+        let window = now_ms() / 60_000;
+        let body = json!({"model": "gpt-4o-mini", "max_tokens": MAX_TOKENS, "messages": [{"role": "user", "content": "hello there"}]});
+        let mut clients = Vec::new();
+        for n in 0..6 {
+            let url = format!("{}/v1/chat/completions", c.url(n % 3));
+            let (key, body) = (created.key.clone(), body.clone());
+            clients.push(tokio::spawn(async move {
+                let mut ok = 0u64;
+                for _ in 0..100 {
+                    let r = post_json(&url, &[("authorization", &format!("Bearer {key}"))], &body)
+                        .await?;
+                    match r.status {
+                        200 => ok += 1,
+                        429 => return anyhow::Ok((ok, r)),
+                        other => anyhow::bail!("unexpected {other}: {}", r.text()),
+                    }
+                }
+                anyhow::bail!("never limited")
+            }));
+        }
+        // The three probes above count too.
+        let mut accepted = 3;
+        for h in futures::future::join_all(clients).await {
+            let (ok, r) = h??;
+            accepted += ok;
+            assert_eq!(r.json()["error"]["type"], "rate_limit_error", "{}", r.text());
+            assert_eq!(r.header("x-should-retry").as_deref(), Some("true"));
+            assert!(r.header("retry-after").is_some());
+        }
+        assert_eq!(now_ms() / 60_000, window, "the run crossed a minute boundary");
+        assert!(
+            accepted * MAX_TOKENS <= TPM,
+            "{accepted} requests of at least {MAX_TOKENS} tokens admitted under {TPM} TPM"
+        );
+        assert!(accepted >= 5, "only {accepted} admitted");
+        let ledger = c.ledger("mock-a").await?;
+        let served: u64 = ledger["entries"]
+            .as_array()
+            .map(|es| {
+                es.iter()
+                    .map(|e| e["prompt_tokens"].as_u64().unwrap_or(0) + e["completion_tokens"].as_u64().unwrap_or(0))
+                    .sum()
+            })
+            .unwrap_or(0);
+        assert!(served <= TPM, "the mock served {served} tokens under {TPM} TPM");
+        println!("tpm {TPM}: {accepted} requests admitted cluster-wide in one minute window, {served} tokens served");
+        c.shutdown().await;
+        Ok(())
+    })
+    .await
+}
+
 /// Leadership moves to a chosen follower on request, and the cluster keeps accepting writes.
 #[tokio::test(flavor = "multi_thread")]
 async fn transfer_leader_moves_leadership_to_the_chosen_voter() -> anyhow::Result<()> {
