@@ -739,10 +739,11 @@ async fn key_rpm_limit_holds_cluster_wide() -> anyhow::Result<()> {
 }
 
 /// A key limited to 3,000 tokens per minute, used through all 3 nodes by 6 clients whose
-/// requests each reserve an upper bound of at least 100 tokens (`max_tokens`): the cluster
-/// admits at most 30 such requests in the minute window (TPM counts upper bounds, so fewer is
-/// within the contract), the tokens the mock actually served stay under the limit, and
-/// refusals are 429 `rate_limit_error` with `Retry-After`.
+/// requests each reserve an upper bound of more than 100 tokens (`max_tokens` plus the prompt's
+/// bytes) but use about 20: admission takes the bound and gives back the unused part once the
+/// usage is known, so the tokens the mock actually served stay under the limit yet reach most
+/// of it (not the tenth that counting bounds alone would allow), and refusals are 429
+/// `rate_limit_error` with `Retry-After`.
 #[tokio::test(flavor = "multi_thread")]
 async fn key_tpm_limit_holds_cluster_wide() -> anyhow::Result<()> {
     bounded(async {
@@ -782,7 +783,7 @@ async fn key_tpm_limit_holds_cluster_wide() -> anyhow::Result<()> {
             let (key, body) = (created.key.clone(), body.clone());
             clients.push(tokio::spawn(async move {
                 let mut ok = 0u64;
-                for _ in 0..100 {
+                for _ in 0..300 {
                     let r = post_json(&url, &[("authorization", &format!("Bearer {key}"))], &body)
                         .await?;
                     match r.status {
@@ -805,10 +806,9 @@ async fn key_tpm_limit_holds_cluster_wide() -> anyhow::Result<()> {
         }
         assert_eq!(now_ms() / 60_000, window, "the run crossed a minute boundary");
         assert!(
-            accepted * MAX_TOKENS <= TPM,
-            "{accepted} requests of at least {MAX_TOKENS} tokens admitted under {TPM} TPM"
+            accepted * MAX_TOKENS > TPM,
+            "only {accepted} requests admitted: unused tokens were not given back"
         );
-        assert!(accepted >= 5, "only {accepted} admitted");
         let ledger = c.ledger("mock-a").await?;
         let served: u64 = ledger["entries"]
             .as_array()
@@ -819,6 +819,7 @@ async fn key_tpm_limit_holds_cluster_wide() -> anyhow::Result<()> {
             })
             .unwrap_or(0);
         assert!(served <= TPM, "the mock served {served} tokens under {TPM} TPM");
+        assert!(served >= TPM / 2, "only {served} of {TPM} tokens used");
         println!("tpm {TPM}: {accepted} requests admitted cluster-wide in one minute window, {served} tokens served");
         c.shutdown().await;
         Ok(())

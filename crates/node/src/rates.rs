@@ -10,8 +10,10 @@
 //!   clock skew between nodes only shifts which window a request falls in;
 //! - slices a node did not use before its window ended are lost, so a cluster can admit fewer
 //!   than the limit, by at most one slice per node per minute;
-//! - TPM counts each request's upper bound of tokens (prompt bytes plus `max_tokens`) at
-//!   admission, so actual tokens per minute stay under the TPM.
+//! - TPM takes each request's upper bound of tokens (prompt bytes plus `max_tokens`) at
+//!   admission and gives back what the request did not use once its usage is known (to this
+//!   node's slice, in the same window), so actual tokens per minute stay under the TPM while
+//!   a key can still use most of it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -40,6 +42,17 @@ pub enum RateError {
         /// What failed.
         reason: String,
     },
+}
+
+/// Tokens a request took from its key's TPM slice, to give back what it did not use.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    /// The key.
+    key_id: String,
+    /// The window it was admitted in.
+    window: u64,
+    /// The upper bound it took.
+    tokens: u64,
 }
 
 /// What this node may still admit for one key in one window.
@@ -110,22 +123,48 @@ impl RateGuard {
         }
     }
 
-    /// Admits one request expected to use at most `tokens`.
+    /// Gives back `unused` tokens of a request admitted in `window` (see [`Admitted`]), if that
+    /// window is still this node's current one for the key; a later window starts afresh.
+    pub fn refund_tokens(&self, admitted: &Admitted, used: u64) {
+        let unused = admitted.tokens.saturating_sub(used);
+        if unused == 0 {
+            return;
+        }
+        let mut slots = match self.slots.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(slot) = slots.get_mut(&admitted.key_id)
+            && slot.window == admitted.window
+        {
+            slot.tokens = slot.tokens.saturating_add(unused);
+        }
+    }
+
+    /// Admits one request expected to use at most `tokens`. Returns what to refund once the
+    /// request's usage is known, when the key has a TPM limit.
     ///
     /// # Errors
     /// [`RateError::Limited`] when the key's cluster-wide limit for this minute is used up;
     /// [`RateError::CutOff`] when no slice could be reserved in time.
-    pub async fn admit(&self, key: &KeyInfo, tokens: u64) -> Result<(), RateError> {
+    pub async fn admit(&self, key: &KeyInfo, tokens: u64) -> Result<Option<Admitted>, RateError> {
         if key.rpm == 0 && key.tpm == 0 {
-            return Ok(());
+            return Ok(None);
         }
         let window = self.clock.unix_ms() / WINDOW_MS;
+        let admitted = || {
+            (key.tpm > 0).then(|| Admitted {
+                key_id: key.id.clone(),
+                window,
+                tokens,
+            })
+        };
         if self.take(key, window, tokens)? {
-            return Ok(());
+            return Ok(admitted());
         }
         let _one_at_a_time = self.reserving.lock().await;
         if self.take(key, window, tokens)? {
-            return Ok(());
+            return Ok(admitted());
         }
         // A slice sized so that every member can hold one at a time with room to spare.
         let members = u64::try_from(self.control.members().len())
@@ -190,7 +229,7 @@ impl RateGuard {
             }
         }
         if self.take(key, window, tokens)? {
-            Ok(())
+            Ok(admitted())
         } else {
             Err(self.limited())
         }

@@ -217,7 +217,8 @@ async fn serve(
     // Cluster-wide key limits, counted with the request's token upper bound.
     let token_bound =
         body_len.saturating_add(facts.max_tokens.unwrap_or(limits.default_max_tokens));
-    app.rates
+    let rate_hold = app
+        .rates
         .admit(&key, token_bound)
         .await
         .map_err(|e| match e {
@@ -263,6 +264,9 @@ async fn serve(
             if let Some(adm) = admission {
                 app.guard.finish(adm, spend(0, &facts.model));
             }
+            if let Some(hold) = &rate_hold {
+                app.rates.refund_tokens(hold, 0);
+            }
             return Err(e);
         }
     };
@@ -278,6 +282,10 @@ async fn serve(
             }
             if let Some(adm) = admission {
                 app.guard.finish(adm, spend(cost.0, &served.public_model));
+            }
+            if let Some(hold) = &rate_hold {
+                app.rates
+                    .refund_tokens(hold, usage.prompt_tokens + usage.completion_tokens);
             }
             let mut resp = Response::new(Body::from(body));
             let h = resp.headers_mut();
@@ -302,7 +310,12 @@ async fn serve(
             let request_id = rid.to_owned();
             let guard = Arc::clone(&app.guard);
             let entry = admission.map(|adm| (adm, spend(0, &served.public_model)));
+            let rates = rate_hold.map(|hold| (Arc::clone(app), hold));
             stream.on_end(Box::new(move |end: StreamEnd| {
+                if let Some((app, hold)) = &rates {
+                    app.rates
+                        .refund_tokens(hold, end.usage.prompt_tokens + end.usage.completion_tokens);
+                }
                 let cost = account
                     .as_ref()
                     .map(|a| a.cost(end.usage))
