@@ -641,6 +641,51 @@ async fn bad_admin_input_is_refused_with_the_right_status_and_changes_nothing() 
     .await
 }
 
+/// The current calendar minute (Unix ms / 60 000): the window per-key limits count in.
+fn minute_window() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+        / 60_000
+}
+
+/// Waits for the next minute window when fewer than 5 s are left of this one (a rate-limit
+/// test takes about a second), and returns the window the test runs in.
+async fn start_of_a_minute_window() -> u64 {
+    let into_minute_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+            % 60_000
+    };
+    if into_minute_ms() > 55_000 {
+        tokio::time::sleep(Duration::from_millis(60_000 - into_minute_ms() + 50)).await;
+    }
+    minute_window()
+}
+
+/// Sends `body` with `key` to the node at `http` until a 429 (at most `max` requests): how many
+/// were answered 200 first, and the refusal.
+async fn until_refused(
+    http: String,
+    key: String,
+    body: serde_json::Value,
+    max: usize,
+) -> anyhow::Result<(u64, switchyard_testkit::Reply)> {
+    let url = format!("{http}/v1/chat/completions");
+    let auth = format!("Bearer {key}");
+    let mut ok = 0u64;
+    for _ in 0..max {
+        let r = post_json(&url, &[("authorization", &auth)], &body).await?;
+        match r.status {
+            200 => ok += 1,
+            429 => return Ok((ok, r)),
+            other => anyhow::bail!("unexpected {other}: {}", r.text()),
+        }
+    }
+    anyhow::bail!("never limited")
+}
+
 /// A key limited to 60 requests per minute, hammered through all 3 nodes by 12 clients: the
 /// cluster admits at most 60 in the minute (the stated tolerance: 0 over per minute window; at
 /// most one unused slice per node lost), and refusals are 429 `rate_limit_error` with
@@ -675,38 +720,17 @@ async fn key_rpm_limit_holds_cluster_wide() -> anyhow::Result<()> {
         })
         .await?;
         // Stay inside one minute window: the test takes about a second.
-        let now_ms = || {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis() as u64
-        };
-        if now_ms() % 60_000 > 55_000 {
-            tokio::time::sleep(Duration::from_millis(60_000 - now_ms() % 60_000 + 50)).await;
-        }
-        let window = now_ms() / 60_000;
-        let mut clients = Vec::new();
-        for n in 0..12 {
-            let url = format!("{}/v1/chat/completions", c.url(n % 3));
-            let key = created.key.clone();
-            clients.push(tokio::spawn(async move {
-                let mut ok = 0u64;
-                for _ in 0..100 {
-                    let r = post_json(
-                        &url,
-                        &[("authorization", &format!("Bearer {key}"))],
-                        &chat_body(),
-                    )
-                    .await?;
-                    match r.status {
-                        200 => ok += 1,
-                        429 => return anyhow::Ok((ok, r)),
-                        other => anyhow::bail!("unexpected {other}: {}", r.text()),
-                    }
-                }
-                anyhow::bail!("never limited")
-            }));
-        }
+        let window = start_of_a_minute_window().await;
+        let clients: Vec<_> = (0..12)
+            .map(|n| {
+                tokio::spawn(until_refused(
+                    c.url(n % 3),
+                    created.key.clone(),
+                    chat_body(),
+                    100,
+                ))
+            })
+            .collect();
         let mut accepted = 0;
         for h in futures::future::join_all(clients).await {
             let (ok, r) = h??;
@@ -721,11 +745,7 @@ async fn key_rpm_limit_holds_cluster_wide() -> anyhow::Result<()> {
             let retry: u64 = r.header("retry-after").expect("Retry-After").parse()?;
             assert!((1..=60).contains(&retry));
         }
-        assert_eq!(
-            now_ms() / 60_000,
-            window,
-            "the run crossed a minute boundary"
-        );
+        assert_eq!(minute_window(), window, "the run crossed a minute boundary");
         assert!(accepted <= RPM, "{accepted} accepted with rpm {RPM}");
         assert!(
             accepted >= RPM - 3 * (RPM / 6),
@@ -767,34 +787,11 @@ async fn key_tpm_limit_holds_cluster_wide() -> anyhow::Result<()> {
             })
             .await?;
         }
-        let now_ms = || {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64)
-        };
-        if now_ms() % 60_000 > 55_000 {
-            tokio::time::sleep(Duration::from_millis(60_000 - now_ms() % 60_000 + 50)).await;
-        }
-        let window = now_ms() / 60_000;
+        let window = start_of_a_minute_window().await;
         let body = json!({"model": "gpt-4o-mini", "max_tokens": MAX_TOKENS, "messages": [{"role": "user", "content": "hello there"}]});
-        let mut clients = Vec::new();
-        for n in 0..6 {
-            let url = format!("{}/v1/chat/completions", c.url(n % 3));
-            let (key, body) = (created.key.clone(), body.clone());
-            clients.push(tokio::spawn(async move {
-                let mut ok = 0u64;
-                for _ in 0..300 {
-                    let r = post_json(&url, &[("authorization", &format!("Bearer {key}"))], &body)
-                        .await?;
-                    match r.status {
-                        200 => ok += 1,
-                        429 => return anyhow::Ok((ok, r)),
-                        other => anyhow::bail!("unexpected {other}: {}", r.text()),
-                    }
-                }
-                anyhow::bail!("never limited")
-            }));
-        }
+        let clients: Vec<_> = (0..6)
+            .map(|n| tokio::spawn(until_refused(c.url(n % 3), created.key.clone(), body.clone(), 300)))
+            .collect();
         // The three probes above count too.
         let mut accepted = 3;
         for h in futures::future::join_all(clients).await {
@@ -804,7 +801,7 @@ async fn key_tpm_limit_holds_cluster_wide() -> anyhow::Result<()> {
             assert_eq!(r.header("x-should-retry").as_deref(), Some("true"));
             assert!(r.header("retry-after").is_some());
         }
-        assert_eq!(now_ms() / 60_000, window, "the run crossed a minute boundary");
+        assert_eq!(minute_window(), window, "the run crossed a minute boundary");
         assert!(
             accepted * MAX_TOKENS > TPM,
             "only {accepted} requests admitted: unused tokens were not given back"

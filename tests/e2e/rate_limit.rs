@@ -87,26 +87,29 @@ async fn upstream_429_pauses_provider_for_retry_after_and_traffic_shifts() -> an
     .await
 }
 
+/// mock-a limited to 5 requests per minute, then mock-b with no limit, for gpt-4o-mini.
+fn five_rpm_then_spare() -> switchyard_testkit::cluster::Builder {
+    TestCluster::builder()
+        .mock(MockSpec::openai("mock-a", &["gpt-4o-mini"], 150_000, 600_000).extra("rpm = 5"))
+        .mock(MockSpec::openai(
+            "mock-b",
+            &["gpt-4o-mini"],
+            120_000,
+            480_000,
+        ))
+        .route(
+            "gpt-4o-mini",
+            "priority",
+            &[("mock-a", "gpt-4o-mini"), ("mock-b", "gpt-4o-mini")],
+            &[],
+        )
+}
+
 /// A provider limited to 5 requests per minute takes 5; the rest go to the next target.
 #[tokio::test]
 async fn provider_rpm_limit_moves_excess_to_the_next_target() -> anyhow::Result<()> {
     bounded(async {
-        let c = TestCluster::builder()
-            .mock(MockSpec::openai("mock-a", &["gpt-4o-mini"], 150_000, 600_000).extra("rpm = 5"))
-            .mock(MockSpec::openai(
-                "mock-b",
-                &["gpt-4o-mini"],
-                120_000,
-                480_000,
-            ))
-            .route(
-                "gpt-4o-mini",
-                "priority",
-                &[("mock-a", "gpt-4o-mini"), ("mock-b", "gpt-4o-mini")],
-                &[],
-            )
-            .start()
-            .await?;
+        let c = five_rpm_then_spare().start().await?;
         for _ in 0..12 {
             assert_eq!(c.chat(0, &body()).await?.status, 200);
         }
@@ -126,22 +129,7 @@ async fn provider_rpm_limit_moves_excess_to_the_next_target() -> anyhow::Result<
 #[tokio::test]
 async fn provider_rate_window_survives_an_unrelated_route_change() -> anyhow::Result<()> {
     bounded(async {
-        let c = TestCluster::builder()
-            .mock(MockSpec::openai("mock-a", &["gpt-4o-mini"], 150_000, 600_000).extra("rpm = 5"))
-            .mock(MockSpec::openai(
-                "mock-b",
-                &["gpt-4o-mini"],
-                120_000,
-                480_000,
-            ))
-            .route(
-                "gpt-4o-mini",
-                "priority",
-                &[("mock-a", "gpt-4o-mini"), ("mock-b", "gpt-4o-mini")],
-                &[],
-            )
-            .start()
-            .await?;
+        let c = five_rpm_then_spare().start().await?;
         for _ in 0..5 {
             assert_eq!(c.chat(0, &body()).await?.status, 200);
         }
